@@ -1,0 +1,507 @@
+// Package gcsjson is a small client for the three Google Cloud Storage JSON
+// API calls that a lock needs: a multipart upload guarded by
+// ifGenerationMatch, a metadata read that also reports the server's clock,
+// and a delete guarded by ifGenerationMatch.
+//
+// Every write takes a generation precondition as a required argument, so
+// each write is safe to retry. All requests go through one function with one
+// retry loop: it retries 408, 429, 500, 502, 503, 504, connection resets,
+// truncated responses and attempt timeouts, with exponential backoff and full
+// jitter, until the call's context ends or RetryPolicy.MaxAttempts is spent.
+// Other failures are returned at once.
+package gcsjson
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dimutex/dimutex/internal/backoff"
+	"github.com/dimutex/dimutex/internal/version"
+)
+
+// Authorizer adds credentials to a request before it is sent.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *http.Request) error
+}
+
+// Config configures a Client. The zero value of each field but Endpoint
+// selects its default.
+type Config struct {
+	// Endpoint is the root that API paths are appended to, such as
+	// https://storage.googleapis.com or http://127.0.0.1:4443.
+	Endpoint *url.URL
+	// HTTPClient sends the requests; nil means a client with
+	// http.DefaultTransport. The Client uses a copy that never follows
+	// redirects, so credentials cannot be carried to another host.
+	HTTPClient *http.Client
+	// Authorizer, if not nil, authorizes each attempt. It requires an https
+	// Endpoint: credentials never travel over plain http.
+	Authorizer Authorizer
+	// UserAgent names the caller; the default names this package.
+	UserAgent string
+	// Retry is the retry policy.
+	Retry RetryPolicy
+	// MaxResponseBytes bounds how much of a response body is read; a larger
+	// body is an error. The default is DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Logger receives a debug record for each retry; nil means none.
+	Logger *slog.Logger
+}
+
+// RetryPolicy says how a call retries transient failures.
+type RetryPolicy struct {
+	// MinBackoff and MaxBackoff bound the exponential backoff between
+	// attempts (defaults 100 ms and 5 s). Each delay is drawn uniformly from
+	// [0, min(MaxBackoff, MinBackoff·2ⁿ)]; after a 429 it is at least 1 s.
+	MinBackoff, MaxBackoff time.Duration
+	// AttemptTimeout bounds each attempt (default 10 s), so that a hung
+	// connection cannot consume the whole call.
+	AttemptTimeout time.Duration
+	// MaxAttempts bounds the attempts of one call; 0 means no bound other
+	// than the call's context.
+	MaxAttempts int
+}
+
+// Defaults.
+const (
+	DefaultMinBackoff       = 100 * time.Millisecond
+	DefaultMaxBackoff       = 5 * time.Second
+	DefaultAttemptTimeout   = 10 * time.Second
+	DefaultMaxResponseBytes = 1 << 20
+	// RateLimitBackoff is the least delay after a 429: GCS allows about one
+	// write per second to one object.
+	RateLimitBackoff = time.Second
+)
+
+// ErrResponseTooLarge is returned when a response body exceeds
+// Config.MaxResponseBytes; the body is not read past the limit.
+var ErrResponseTooLarge = errors.New("gcsjson: response body too large")
+
+// Client is a JSON API client. It is safe for concurrent use.
+type Client struct {
+	base      url.URL
+	hc        *http.Client
+	auth      Authorizer
+	userAgent string
+	retry     RetryPolicy
+	maxBody   int64
+	log       *slog.Logger
+}
+
+// New returns a Client for cfg, or an error naming the first bad field.
+func New(cfg Config) (*Client, error) {
+	u := cfg.Endpoint
+	if u == nil {
+		return nil, errors.New("gcsjson: Config.Endpoint is nil")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("gcsjson: endpoint %q must be an http or https URL with a host", u.Redacted())
+	}
+	if cfg.Authorizer != nil && u.Scheme != "https" {
+		return nil, fmt.Errorf("gcsjson: endpoint %q is plain http; credentials are only sent over https", u.Redacted())
+	}
+	r := cfg.Retry
+	if r.MinBackoff == 0 {
+		r.MinBackoff = DefaultMinBackoff
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = max(DefaultMaxBackoff, r.MinBackoff)
+	}
+	if r.AttemptTimeout == 0 {
+		r.AttemptTimeout = DefaultAttemptTimeout
+	}
+	switch {
+	case r.MinBackoff < 0 || r.MaxBackoff < 0:
+		return nil, fmt.Errorf("gcsjson: backoff %v..%v must not be negative", r.MinBackoff, r.MaxBackoff)
+	case r.MinBackoff > r.MaxBackoff:
+		return nil, fmt.Errorf("gcsjson: backoff min %v is greater than max %v", r.MinBackoff, r.MaxBackoff)
+	case r.AttemptTimeout < 0:
+		return nil, fmt.Errorf("gcsjson: attempt timeout %v must not be negative", r.AttemptTimeout)
+	case r.MaxAttempts < 0:
+		return nil, fmt.Errorf("gcsjson: MaxAttempts %d must not be negative", r.MaxAttempts)
+	case cfg.MaxResponseBytes < 0:
+		return nil, fmt.Errorf("gcsjson: MaxResponseBytes %d must not be negative", cfg.MaxResponseBytes)
+	}
+	c := &Client{
+		base:      *u,
+		auth:      cfg.Authorizer,
+		userAgent: cfg.UserAgent,
+		retry:     r,
+		maxBody:   cfg.MaxResponseBytes,
+		log:       cfg.Logger,
+	}
+	c.base.Path = strings.TrimSuffix(c.base.Path, "/")
+	c.base.RawPath = ""
+	if c.userAgent == "" {
+		c.userAgent = "dimutex-gcsjson/" + version.Version
+	}
+	if c.maxBody == 0 {
+		c.maxBody = DefaultMaxResponseBytes
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	hc := http.Client{}
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
+	return c, nil
+}
+
+// Write is the content that Insert stores.
+type Write struct {
+	// Metadata is the object's custom metadata.
+	Metadata map[string]string
+	// ContentType of Data; the default is application/octet-stream.
+	ContentType string
+	// CacheControl is the object's Cache-Control header, e.g. "no-store".
+	CacheControl string
+	// Data is the object's content.
+	Data []byte
+}
+
+// Insert stores an object with a multipart upload, only if the object's live
+// generation is ifGenerationMatch; 0 means only if no live object exists. It
+// returns the new object version. A mismatch is an *Error matching
+// ErrPreconditionFailed, and nothing is written.
+func (c *Client) Insert(ctx context.Context, bucket, name string, ifGenerationMatch int64, w Write) (*Object, error) {
+	if err := checkCall(bucket, name, ifGenerationMatch); err != nil {
+		return nil, err
+	}
+	body, contentType, err := multipartBody(name, w)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{
+		"uploadType":        {"multipart"},
+		"name":              {name},
+		"ifGenerationMatch": {strconv.FormatInt(ifGenerationMatch, 10)},
+	}
+	resp, err := c.send(ctx, &call{
+		op: "insert", bucket: bucket, object: name,
+		method:      http.MethodPost,
+		url:         c.url("/upload/storage/v1/b/"+url.PathEscape(bucket)+"/o", q),
+		body:        body,
+		contentType: contentType,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.object()
+}
+
+// Get reads an object's metadata. Object.ServerTime carries the server's
+// clock from the response. A missing object is an *Error matching
+// ErrNotFound.
+func (c *Client) Get(ctx context.Context, bucket, name string) (*Object, error) {
+	if err := checkCall(bucket, name, 0); err != nil {
+		return nil, err
+	}
+	resp, err := c.send(ctx, &call{
+		op: "get", bucket: bucket, object: name,
+		method: http.MethodGet,
+		url:    c.url(objectPath(bucket, name), nil),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.object()
+}
+
+// Delete deletes an object, only if its live generation is
+// ifGenerationMatch, which must be positive. A mismatch is an *Error matching
+// ErrPreconditionFailed; a missing object, one matching ErrNotFound.
+func (c *Client) Delete(ctx context.Context, bucket, name string, ifGenerationMatch int64) error {
+	if err := checkCall(bucket, name, ifGenerationMatch); err != nil {
+		return err
+	}
+	if ifGenerationMatch == 0 {
+		return fmt.Errorf("gcsjson: delete gs://%s/%s: ifGenerationMatch must be a generation, not 0", bucket, name)
+	}
+	q := url.Values{"ifGenerationMatch": {strconv.FormatInt(ifGenerationMatch, 10)}}
+	_, err := c.send(ctx, &call{
+		op: "delete", bucket: bucket, object: name,
+		method: http.MethodDelete,
+		url:    c.url(objectPath(bucket, name), q),
+	})
+	return err
+}
+
+func checkCall(bucket, name string, generation int64) error {
+	if err := ValidateBucketName(bucket); err != nil {
+		return fmt.Errorf("gcsjson: %w", err)
+	}
+	if err := ValidateObjectName(name); err != nil {
+		return fmt.Errorf("gcsjson: %w", err)
+	}
+	if generation < 0 {
+		return fmt.Errorf("gcsjson: ifGenerationMatch %d must not be negative", generation)
+	}
+	return nil
+}
+
+// objectPath escapes the name as one path segment, so "/" becomes "%2F".
+func objectPath(bucket, name string) string {
+	return "/storage/v1/b/" + url.PathEscape(bucket) + "/o/" + url.PathEscape(name)
+}
+
+// url joins the endpoint and an escaped path, keeping the escaping exactly.
+func (c *Client) url(escapedPath string, q url.Values) *url.URL {
+	u := c.base
+	raw := c.base.EscapedPath() + escapedPath
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		// Unreachable: raw is built from PathEscape output.
+		panic("gcsjson: bad escaped path " + raw)
+	}
+	u.Path, u.RawPath = path, raw
+	u.RawQuery = q.Encode()
+	return &u
+}
+
+func multipartBody(name string, w Write) (body []byte, contentType string, err error) {
+	meta := struct {
+		Name         string            `json:"name"`
+		ContentType  string            `json:"contentType,omitempty"`
+		CacheControl string            `json:"cacheControl,omitempty"`
+		Metadata     map[string]string `json:"metadata,omitempty"`
+	}{name, w.ContentType, w.CacheControl, w.Metadata}
+	if meta.ContentType == "" {
+		meta.ContentType = "application/octet-stream"
+	}
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return nil, "", fmt.Errorf("gcsjson: encoding metadata: %w", err)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, part := range []struct {
+		contentType string
+		data        []byte
+	}{
+		{"application/json; charset=UTF-8", metaJSON},
+		{meta.ContentType, w.Data},
+	} {
+		pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {part.contentType}})
+		if err != nil {
+			return nil, "", err
+		}
+		pw.Write(part.data) // a bytes.Buffer does not fail
+	}
+	if err := mw.Close(); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), "multipart/related; boundary=" + mw.Boundary(), nil
+}
+
+// call is one API call: the same request, sent once per attempt.
+type call struct {
+	op, bucket, object string
+	method             string
+	url                *url.URL
+	body               []byte
+	contentType        string
+}
+
+// response is a 2xx answer to a call.
+type response struct {
+	call   *call
+	header http.Header
+	body   []byte
+	sentAt time.Time
+}
+
+func (r *response) object() (*Object, error) {
+	o, err := ParseObject(r.body)
+	if err != nil {
+		// A 2xx to a write means it was applied, whatever the body says.
+		return nil, &Error{Op: r.call.op, Bucket: r.call.bucket, Object: r.call.object, Err: err, MayHaveApplied: r.call.method != http.MethodGet}
+	}
+	if d, err := http.ParseTime(r.header.Get("Date")); err == nil {
+		o.ServerTime = d
+	}
+	o.SentAt = r.sentAt
+	return o, nil
+}
+
+// send is the one path by which requests leave the client. It retries
+// transient failures as the package comment describes. Its errors are
+// *Error values.
+func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
+	// One idempotency token for all attempts lets GCS recognise retries.
+	token := newIdempotencyToken()
+	isWrite := cl.method != http.MethodGet
+	var mayHaveApplied bool
+	for attempt := 1; ; attempt++ {
+		resp, status, err := c.attempt(ctx, cl, token)
+		if err == nil && status/100 == 2 {
+			return resp, nil
+		}
+		fail := &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt}
+		var retry, ambiguous bool
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// The caller gave up with this attempt in flight: it may land.
+			fail.Err = ctx.Err()
+			fail.Message = printable(err.Error(), maxMessage)
+			fail.MayHaveApplied = mayHaveApplied || isWrite
+			return nil, fail
+		case err != nil:
+			fail.Err = err
+			retry, ambiguous = transientError(err)
+		default:
+			e := ParseError(status, resp.body)
+			fail.Code, fail.Reason, fail.Message = e.Code, e.Reason, e.Message
+			retry, ambiguous = transientStatus(status)
+		}
+		mayHaveApplied = mayHaveApplied || ambiguous && isWrite
+		fail.MayHaveApplied = mayHaveApplied
+		if !retry || c.retry.MaxAttempts > 0 && attempt >= c.retry.MaxAttempts {
+			return nil, fail
+		}
+		delay := backoff.Full(backoff.Step(c.retry.MinBackoff, c.retry.MaxBackoff, attempt-1))
+		if status == http.StatusTooManyRequests {
+			delay = max(delay, RateLimitBackoff)
+		}
+		c.log.LogAttrs(ctx, slog.LevelDebug, "gcsjson: retrying",
+			slog.String("op", cl.op), slog.String("object", "gs://"+cl.bucket+"/"+cl.object),
+			slog.Int("attempt", attempt), slog.String("error", fail.Error()), slog.Duration("delay", delay))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			last := fail.cause()
+			fail.Code, fail.Reason, fail.Err, fail.Message = 0, "", ctx.Err(), last
+			return nil, fail
+		case <-t.C:
+		}
+	}
+}
+
+// attempt sends the call once. It returns the response and its status, or
+// an error if no complete response arrived.
+func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response, int, error) {
+	if c.retry.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.retry.AttemptTimeout)
+		defer cancel()
+	}
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url.String(), body)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Goog-Gcs-Idempotency-Token", token)
+	if cl.contentType != "" {
+		req.Header.Set("Content-Type", cl.contentType)
+	}
+	if c.auth != nil {
+		if err := c.auth.Authorize(ctx, req); err != nil {
+			return nil, 0, &authError{err}
+		}
+	}
+	sentAt := time.Now()
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	data, err := readLimited(resp.Body, resp.ContentLength, c.maxBody)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &response{call: cl, header: resp.Header, body: data, sentAt: sentAt}, resp.StatusCode, nil
+}
+
+// authError marks a failure to obtain credentials: it is not retried here.
+type authError struct{ err error }
+
+func (e *authError) Error() string { return "authorizing request: " + e.err.Error() }
+func (e *authError) Unwrap() error { return e.err }
+
+func readLimited(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	if contentLength > limit {
+		return nil, fmt.Errorf("%w: Content-Length %d exceeds the limit of %d bytes", ErrResponseTooLarge, contentLength, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: body exceeds the limit of %d bytes", ErrResponseTooLarge, limit)
+	}
+	return data, nil
+}
+
+// transientStatus says whether a status is worth retrying and whether the
+// request may nonetheless have been applied.
+func transientStatus(code int) (retry, ambiguous bool) {
+	switch code {
+	case http.StatusTooManyRequests:
+		return true, false // rejected before it was applied
+	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true, true
+	}
+	return false, false
+}
+
+// transientError says whether a transport failure is worth retrying and
+// whether the request may nonetheless have been applied.
+func transientError(err error) (retry, ambiguous bool) {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, ErrResponseTooLarge):
+		return false, false
+	case errors.As(err, new(*authError)):
+		return false, false
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return true, false // nothing reached the server
+	case errors.As(err, &dnsErr):
+		return dnsErr.IsTemporary || dnsErr.IsTimeout, false
+	case errors.Is(err, context.DeadlineExceeded), // the attempt's own timeout
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, io.EOF):
+		return true, true
+	case errors.As(err, &opErr):
+		return true, opErr.Op != "dial"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true, true
+	}
+	return false, false
+}
+
+func newIdempotencyToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

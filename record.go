@@ -1,0 +1,69 @@
+package dimutex
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/dimutex/dimutex/gcsjson"
+)
+
+// The lock object's custom metadata keys.
+const (
+	keyLease    = "dimutex-lease"    // random 128-bit id of the lease, hex
+	keyTTL      = "dimutex-ttl"      // the holder's TTL in milliseconds
+	keyToken    = "dimutex-token"    // the acquiring generation; absent on the acquiring write
+	keyOwner    = "dimutex-owner"    // human-readable holder
+	keyAcquired = "dimutex-acquired" // server time of the acquiring write, RFC 3339; absent on it
+)
+
+// record is what a lease writes into the lock object.
+type record struct {
+	lease    string
+	ttl      time.Duration
+	token    int64
+	owner    string
+	acquired time.Time
+}
+
+// write returns the upload that stores r.
+func (r record) write() gcsjson.Write {
+	md := map[string]string{
+		keyLease: r.lease,
+		keyTTL:   strconv.FormatInt(r.ttl.Milliseconds(), 10),
+		keyOwner: r.owner,
+	}
+	if r.token != 0 {
+		md[keyToken] = strconv.FormatInt(r.token, 10)
+	}
+	if !r.acquired.IsZero() {
+		md[keyAcquired] = r.acquired.UTC().Format(time.RFC3339Nano)
+	}
+	// The body repeats the metadata for people who read the object.
+	body, _ := json.Marshal(md)
+	return gcsjson.Write{
+		Metadata:     md,
+		ContentType:  "application/json",
+		CacheControl: "no-store",
+		Data:         append(body, '\n'),
+	}
+}
+
+// readRecord decodes an object's metadata. Missing or malformed fields stay
+// zero: the object may not have been written by dimutex.
+func readRecord(md map[string]string) record {
+	r := record{lease: md[keyLease], owner: md[keyOwner]}
+	if ms, err := strconv.ParseInt(md[keyTTL], 10, 64); err == nil && ms > 0 && ms <= int64(maxTTL/time.Millisecond) {
+		r.ttl = time.Duration(ms) * time.Millisecond
+	}
+	if t, err := strconv.ParseInt(md[keyToken], 10, 64); err == nil && t > 0 {
+		r.token = t
+	}
+	if t, err := time.Parse(time.RFC3339Nano, md[keyAcquired]); err == nil {
+		r.acquired = t
+	}
+	return r
+}
+
+// maxTTL bounds a TTL read from an object, so that arithmetic cannot overflow.
+const maxTTL = 100 * 365 * 24 * time.Hour
