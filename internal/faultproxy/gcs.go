@@ -49,6 +49,10 @@ func faultResponse(f Fault) *response {
 			"The object exceeded the rate limit for object mutation operations (create, update, and delete). Please reduce your request rate.")
 	case Status408:
 		return gcsError(http.StatusRequestTimeout, "global", "requestTimeout", "Request Timeout")
+	case Status400:
+		return gcsError(http.StatusBadRequest, "global", "invalid", "Invalid Argument")
+	case Status401:
+		return gcsError(http.StatusUnauthorized, "global", "required", "Anonymous caller does not have storage.objects.create access.")
 	}
 	panic("faultproxy: not a status fault: " + f.String())
 }

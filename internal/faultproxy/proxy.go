@@ -362,7 +362,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	switch r.Fault {
-	case Status500, Status503, Status429, Status408:
+	case Status500, Status503, Status429, Status408, Status400, Status401:
 		e.Status = writeFault(w, req, r.Fault)
 	case ResetBefore:
 		resetConn(w)

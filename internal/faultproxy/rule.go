@@ -31,6 +31,14 @@ const (
 	// Status408 answers 408 with a GCS JSON error body
 	// (domain "global", reason "requestTimeout"). The request is not forwarded.
 	Status408
+	// Status400 answers 400 with a GCS JSON error body (domain "global",
+	// reason "invalid"): a permanent error that a client must not retry.
+	// The request is not forwarded.
+	Status400
+	// Status401 answers 401 with a GCS JSON error body (domain "global",
+	// reason "required"): a permanent error that a client must not retry.
+	// The request is not forwarded.
+	Status401
 
 	// ResetBefore aborts the TCP connection with a RST without forwarding
 	// the request: the client gets a connection error and nothing is applied.
@@ -75,6 +83,10 @@ func (f Fault) String() string {
 		return "429"
 	case Status408:
 		return "408"
+	case Status400:
+		return "400"
+	case Status401:
+		return "401"
 	case ResetBefore:
 		return "reset-before"
 	case ResetAfter:
