@@ -295,4 +295,3 @@ func (b *lockedBuffer) tail(n int) string {
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
-
