@@ -20,8 +20,13 @@ import (
 // than any waiter could see it expire, provided the two clocks run at about
 // the same rate.
 
-// clockMargin covers the one-second resolution of the Date header.
+// clockMargin is the safety margin added to a holder's TTL before a waiter
+// may take over.
 const clockMargin = time.Second
+
+// dateResolution is the resolution of the Date header: the server's clock
+// is up to this much later than the Date it sends.
+const dateResolution = time.Second
 
 // expiresIn returns how long the lease in obj has left, judged by server
 // time; a negative result means it has expired. Without a server time it
@@ -62,12 +67,14 @@ func (w *waiter) expiresIn(obj *gcsjson.Object, holder record, ownTTL time.Durat
 }
 
 // pause returns how long to sleep before the next read: the jittered
-// backoff, or less if the lease expires sooner, but never less than min so
-// that the Date header's coarse clock cannot cause a burst of reads.
+// backoff, or less if the lease may expire sooner. Since Date counts whole
+// seconds, left may overstate the time left by up to a second; pause sleeps
+// until the earliest moment of expiry and then reads every min, so that the
+// takeover comes soon after the lease expires, without a burst of reads.
 func (w *waiter) pause(left time.Duration) time.Duration {
 	d := backoff.Equal(backoff.Step(w.min, w.max, w.polls))
 	w.polls++
-	return max(min(d, left), w.min)
+	return max(min(d, left-dateResolution), w.min)
 }
 
 // deadline returns a lease's deadline for a write sent at sent.
