@@ -101,8 +101,8 @@ func heldError(m *Mutex, holder record, obj *gcsjson.Object, left time.Duration)
 	if token == 0 {
 		token = obj.Generation
 	}
-	return fmt.Errorf("%w: %s is held by %q (token %d) for up to %v more",
-		ErrAlreadyAcquired, m, holder.owner, token, left.Round(time.Millisecond))
+	return fmt.Errorf("%w: %q is held by %q (token %d) for up to %v more",
+		ErrAlreadyAcquired, m.String(), holder.owner, token, left.Round(time.Millisecond))
 }
 
 // mayHaveApplied reports whether a failed write may nonetheless have landed.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,6 +214,9 @@ func testCrash(t *testing.T, bin string) {
 	var took []time.Duration
 	for i := range runs {
 		name := fmt.Sprint("crash-", i)
+		// Start at a random point of the server's second, whose Date
+		// counts whole seconds, for a fair spread of takeover times.
+		time.Sleep(rand.N(time.Second))
 		holder := startWorker(t, bin, workerArgs(e.srv.URL(), name, "-mode=hold", "-ttl", ttl.String())...)
 		holder.await(t, "acquired", 10*time.Second)
 		heir := startWorker(t, bin, workerArgs(e.srv.URL(), name, "-mode=hold", "-ttl", ttl.String())...)

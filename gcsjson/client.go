@@ -234,7 +234,7 @@ func (c *Client) Delete(ctx context.Context, bucket, name string, ifGenerationMa
 		return err
 	}
 	if ifGenerationMatch == 0 {
-		return fmt.Errorf("gcsjson: delete gs://%s/%s: ifGenerationMatch must be a generation, not 0", bucket, name)
+		return fmt.Errorf("gcsjson: delete %s: ifGenerationMatch must be a generation, not 0", objectRef(bucket, name))
 	}
 	q := url.Values{"ifGenerationMatch": {strconv.FormatInt(ifGenerationMatch, 10)}}
 	_, err := c.send(ctx, &call{
@@ -351,6 +351,10 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	isWrite := cl.method != http.MethodGet
 	var mayHaveApplied bool
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			// Nothing was sent this time.
+			return nil, &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt - 1, Err: err, MayHaveApplied: mayHaveApplied}
+		}
 		resp, status, err := c.attempt(ctx, cl, token)
 		if err == nil && status/100 == 2 {
 			return resp, nil

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -46,11 +48,21 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := fmt.Sprintf("gcsjson: %s gs://%s/%s: %s", e.Op, e.Bucket, e.Object, e.cause())
+	s := fmt.Sprintf("gcsjson: %s %s: %s", e.Op, objectRef(e.Bucket, e.Object), e.cause())
 	if e.Attempts > 1 {
 		s += fmt.Sprintf(" [after %d attempts]", e.Attempts)
 	}
 	return s
+}
+
+// objectRef names an object as gs://bucket/name, quoted if the name holds
+// characters that are not printable (GCS allows all but CR and LF).
+func objectRef(bucket, name string) string {
+	ref := "gs://" + bucket + "/" + name
+	if strings.ContainsFunc(ref, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(ref)
+	}
+	return ref
 }
 
 // cause describes the failure without naming the call.
@@ -145,8 +157,8 @@ func printable(s string, n int) string {
 		switch {
 		case r == utf8.RuneError:
 			b.WriteRune('�')
-		case r < ' ' || r == 0x7f:
-			b.WriteByte(' ')
+		case !unicode.IsPrint(r):
+			b.WriteByte(' ') // control characters, line separators, and the like
 		default:
 			b.WriteRune(r)
 		}
