@@ -1,0 +1,477 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/dimutex/dimutex"
+)
+
+const runHelp = `Usage: dimutex run [flags] BUCKET NAME -- COMMAND [ARGS...]
+
+Acquire the lock gs://BUCKET/NAME, waiting while someone else holds it; run
+COMMAND with dimutex's stdin, stdout and stderr; release the lock when the
+command exits, and exit with its status. While the command runs, the lease
+is refreshed in the background every TTL/3.
+
+The command runs in its own process group (in the terminal's foreground when
+dimutex is). SIGINT, SIGTERM and SIGHUP sent to dimutex are passed on to that
+group; the lock is released once the command has exited.
+
+If the lease is lost while the command runs (refreshes failed until the TTL
+ran out, or someone ran 'dimutex release --force'), the command's process
+group gets SIGTERM, then SIGKILL after --grace, and dimutex exits 75.
+
+Flags:
+  -n, --no-wait   fail at once, with status 1, if the lock is held
+  --timeout D     give up waiting after D, with status 1 (default: wait
+                  as long as it takes)
+  --ttl D         how long the lease lives without a refresh (default 1m0s);
+                  a crashed holder's lock frees itself about TTL after its
+                  last refresh
+  --grace D       after the lease is lost, how long to wait between SIGTERM
+                  and SIGKILL (default 10s)
+  --owner S       who holds the lock, as 'dimutex status' shows it
+                  (default "HOSTNAME/PID COMMAND")
+  --endpoint URL  the JSON API root (overrides STORAGE_EMULATOR_HOST)
+  -v              log requests, retries and lease events to stderr
+
+D is a Go duration, such as 90s, 5m or 1h30m.
+
+The command's environment also has:
+  DIMUTEX_LOCK           gs://BUCKET/NAME
+  DIMUTEX_TOKEN          the fencing token: unique to this holding and, in
+                         practice, larger for each later holder; give it to
+                         what the lock protects, so that it can refuse the
+                         writes of a holder whose lease has ended
+  DIMUTEX_LEASE_EXPIRES  the lease's deadline when the command started, RFC
+                         3339 UTC (dimutex keeps extending it)
+  DIMUTEX_OWNER          the --owner string
+
+Exit status: the command's own, or 1 (held with -n, or --timeout expired),
+2 (usage), 75 (lease lost), 125 (GCS or credential failure), 126 (command
+not executable), 127 (command not found), 128+N (signal N while waiting).
+`
+
+// defaultGrace is the default of --grace.
+const defaultGrace = 10 * time.Second
+
+// maxOwnerCommand bounds the command name in the default owner.
+const maxOwnerCommand = 64
+
+// runArgs are the parsed arguments of `dimutex run`.
+type runArgs struct {
+	common
+	noWait       bool
+	timeout      time.Duration
+	ttl          time.Duration
+	grace        time.Duration
+	owner        string
+	bucket, name string
+	command      []string
+}
+
+func (a *runArgs) flags() *flag.FlagSet {
+	fs := newFlagSet("run")
+	fs.BoolVar(&a.noWait, "n", false, "fail at once if held")
+	fs.BoolVar(&a.noWait, "no-wait", false, "fail at once if held")
+	fs.DurationVar(&a.timeout, "timeout", 0, "give up waiting after D")
+	fs.DurationVar(&a.ttl, "ttl", dimutex.DefaultTTL, "lease TTL")
+	fs.DurationVar(&a.grace, "grace", defaultGrace, "time between SIGTERM and SIGKILL")
+	fs.StringVar(&a.owner, "owner", "", "holder description")
+	a.common.register(fs)
+	return fs
+}
+
+// parseRun parses the arguments of `dimutex run`.
+func parseRun(args []string) (*runArgs, error) {
+	a := new(runArgs)
+	fs := a.flags()
+	// Split at the first "--" ourselves: the flag package would also stop
+	// at BUCKET, and everything after "--" belongs to the command even if
+	// it looks like a flag.
+	i := slices.Index(args, "--")
+	if i < 0 {
+		if _, err := parseArgs(fs, args); err != nil {
+			return nil, err
+		}
+		return nil, usagef("missing -- before the command")
+	}
+	pos, err := parseArgs(fs, args[:i])
+	if err != nil {
+		return nil, err
+	}
+	if a.bucket, a.name, err = lockArgs(pos); err != nil {
+		return nil, err
+	}
+	a.command = args[i+1:]
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case len(a.command) == 0 || a.command[0] == "":
+		return nil, usagef("missing the command after --")
+	case set["timeout"] && a.timeout <= 0:
+		return nil, usagef("--timeout %v must be positive (omit it to wait as long as it takes, or use -n)", a.timeout)
+	case set["timeout"] && a.noWait:
+		return nil, usagef("-n and --timeout exclude each other")
+	case a.grace < 0:
+		return nil, usagef("--grace %v must not be negative", a.grace)
+	}
+	if a.owner == "" {
+		a.owner = defaultOwner(a.command[0])
+	}
+	return a, nil
+}
+
+// cmdRun is `dimutex run`.
+func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a, err := parseRun(args)
+	if err != nil {
+		return parseFailed("run", runHelp, err, stdout, stderr)
+	}
+	m, err := a.newMutex(a.bucket, a.name, stderr, dimutex.WithTTL(a.ttl), dimutex.WithOwner(a.owner))
+	if err != nil {
+		return configFailed("run", err, a.bucket, stderr)
+	}
+	// Find the command before taking the lock, so that a typo does not
+	// make everyone else wait.
+	path, err := exec.LookPath(a.command[0])
+	if err != nil {
+		return startFailed(stderr, a.command[0], err)
+	}
+
+	// Catch the signals from now on: while waiting they cancel the wait,
+	// and while the command runs they are passed on to it.
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, forwardedSignals()...)
+	defer signal.Stop(sigc)
+
+	lease, code := acquire(a, m, sigc, stderr)
+	if lease == nil {
+		return code
+	}
+	return supervise(a, m, lease, path, sigc, stdin, stdout, stderr)
+}
+
+// signalled is the cause of a wait cut short by a signal.
+type signalled struct{ sig os.Signal }
+
+func (s *signalled) Error() string {
+	if n, ok := s.sig.(syscall.Signal); ok {
+		return fmt.Sprintf("stopped by signal %d (%v)", int(n), n)
+	}
+	return "stopped by " + s.sig.String()
+}
+
+// acquire takes the lock as the flags say. It returns the lease, or nil and
+// the exit status after reporting why not.
+func acquire(a *runArgs, m *dimutex.Mutex, sigc <-chan os.Signal, stderr io.Writer) (*dimutex.Lease, int) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case sig := <-sigc:
+			cancel(&signalled{sig})
+		case <-stop:
+		}
+	}()
+	lease, code := acquireCtx(ctx, a, m, stderr)
+	close(stop)
+	<-watched
+	var s *signalled
+	if errors.As(context.Cause(ctx), &s) {
+		if lease != nil {
+			// The signal came as the lock was taken: do not start.
+			rctx, rcancel := context.WithTimeout(context.Background(), callTimeout)
+			defer rcancel()
+			if err := lease.Release(rctx); err != nil {
+				fmt.Fprintf(stderr, "dimutex: releasing %s: %s; it frees itself within %v\n", m, trim(err), a.ttl)
+			}
+		}
+		fmt.Fprintf(stderr, "dimutex: %s while waiting for %s; the command was not started\n", s, m)
+		return nil, signalExit(s.sig)
+	}
+	return lease, code
+}
+
+func acquireCtx(ctx context.Context, a *runArgs, m *dimutex.Mutex, stderr io.Writer) (*dimutex.Lease, int) {
+	if a.noWait {
+		tctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		lease, err := m.TryAcquire(tctx)
+		switch {
+		case err == nil:
+			return lease, exitOK
+		case ctx.Err() != nil:
+			return nil, exitFailed // a signal, which acquire reports
+		case errors.Is(err, dimutex.ErrAlreadyAcquired):
+			fmt.Fprintf(stderr, "dimutex: %s; retry later or drop -n to wait\n", trim(err))
+			return nil, exitHeld
+		}
+		return nil, failed(stderr, "acquiring "+m.String(), err, a.bucket)
+	}
+
+	wctx := ctx
+	if a.timeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, a.timeout)
+		defer cancel()
+	}
+	// One bounded read first: Acquire retries transient failures for as
+	// long as it waits, so a wrong endpoint or a dead network would
+	// otherwise look like a lock that is never freed.
+	pctx, cancel := context.WithTimeout(wctx, callTimeout)
+	st, err := m.Inspect(pctx)
+	cancel()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, exitFailed
+	case err != nil:
+		return nil, failed(stderr, "reading "+m.String(), err, a.bucket)
+	}
+	if st.Held && a.verbose {
+		fmt.Fprintf(stderr, "dimutex: waiting for %s, held by %q (token %d) for up to %v more\n",
+			m, st.Owner, st.Token, roundDuration(st.ExpiresIn))
+	}
+	lease, err := m.Acquire(wctx)
+	switch {
+	case err == nil:
+		return lease, exitOK
+	case ctx.Err() != nil:
+		return nil, exitFailed
+	case wctx.Err() != nil:
+		return nil, timedOut(a, m, stderr)
+	}
+	return nil, failed(stderr, "acquiring "+m.String(), err, a.bucket)
+}
+
+// timedOut reports that --timeout expired, naming the holder if one more
+// read succeeds, and returns the exit status.
+func timedOut(a *runArgs, m *dimutex.Mutex, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	st, err := m.Inspect(ctx)
+	switch {
+	case err != nil:
+		return failed(stderr, fmt.Sprintf("gave up waiting for %s after --timeout %v, and then reading it", m, a.timeout), err, a.bucket)
+	case st.Held:
+		fmt.Fprintf(stderr, "dimutex: gave up waiting for %s after --timeout %v: it is held by %q (token %d) for up to %v more; retry later or raise --timeout\n",
+			m, a.timeout, st.Owner, st.Token, roundDuration(st.ExpiresIn))
+	default:
+		fmt.Fprintf(stderr, "dimutex: gave up waiting for %s after --timeout %v (it has just been freed); retry\n", m, a.timeout)
+	}
+	return exitHeld
+}
+
+// supervise runs the command under the lease and returns the exit status.
+func supervise(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, path string, sigc <-chan os.Signal, stdin io.Reader, stdout, stderr io.Writer) int {
+	name := a.command[0]
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   a.command,
+		Env:    childEnv(os.Environ(), m, lease, a.owner),
+		Stdin:  stdin,
+		Stdout: stdout,
+		Stderr: stderr,
+	}
+	tty := foregroundTerminal(stdin)
+	setProcessGroup(cmd, tty)
+	if err := cmd.Start(); err != nil {
+		tty.reclaim() // the child may have taken the terminal before exec failed
+		code := startFailed(stderr, name, err)
+		release(a, m, lease, stderr)
+		return code
+	}
+	tty.background()
+
+	waitc := make(chan error, 1)
+	go func() { waitc <- cmd.Wait() }()
+	var (
+		lost  bool
+		done  = lease.Done()
+		kill  <-chan time.Time
+		timer *time.Timer
+	)
+loop:
+	for {
+		select {
+		case <-waitc:
+			break loop
+		case <-done:
+			done = nil
+			if !errors.Is(lease.Err(), dimutex.ErrLost) {
+				continue
+			}
+			lost = true
+			fmt.Fprintf(stderr, "dimutex: lost the lock %s while %s ran; sending it SIGTERM, and SIGKILL in %v\n", m, name, a.grace)
+			signalGroup(cmd.Process, sigTerm)
+			timer = time.NewTimer(a.grace)
+			kill = timer.C
+		case <-kill:
+			kill = nil
+			signalGroup(cmd.Process, sigKill)
+		case sig := <-sigc:
+			signalGroup(cmd.Process, sig)
+		}
+	}
+	if timer != nil {
+		timer.Stop()
+	}
+	tty.reclaim()
+	status := exitStatus(cmd.ProcessState)
+
+	if lost {
+		// The lock is gone, so nothing the command left running may go
+		// on. A group's id stays reserved while any member lives; if none
+		// does, the kill finds nothing (unless, within these
+		// microseconds, a new process took the pid and made itself a
+		// group leader).
+		signalGroup(cmd.Process, sigKill)
+		release(a, m, lease, stderr) // waits for the lease's goroutine; ErrLost is not reported
+		return exitLost
+	}
+	if lease.Err() != nil {
+		fmt.Fprintf(stderr, "dimutex: lost the lock %s before %s finished (exit status %d); its work may have overlapped another holder's\n", m, name, status)
+		release(a, m, lease, stderr)
+		return exitLost
+	}
+	return releaseAfter(a, m, lease, name, status, stderr)
+}
+
+// releaseAfter releases the lock after the command exited with status, and
+// returns dimutex's exit status.
+func releaseAfter(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, name string, status int, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	err := lease.Release(ctx)
+	switch {
+	case err == nil:
+		return status
+	case errors.Is(err, dimutex.ErrLost):
+		// Release cannot tell "lost while the command ran" (someone
+		// force-released it, or refreshes failed) from "expired while
+		// releasing", so assume the worse.
+		fmt.Fprintf(stderr, "dimutex: %s exited with status %d, but the lease on %s was lost before it was released (%s); its work may have overlapped another holder's\n",
+			name, status, m, trim(err))
+		return exitLost
+	}
+	fmt.Fprintf(stderr, "dimutex: %s exited with status %d, but releasing %s failed: %s; the lock frees itself within %v\n",
+		name, status, m, trim(err), a.ttl)
+	return exitFailed
+}
+
+// release ends a lease whose outcome no longer matters, reporting only a
+// failure that leaves the lock held.
+func release(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	err := lease.Release(ctx)
+	if err != nil && !errors.Is(err, dimutex.ErrLost) && !errors.Is(err, dimutex.ErrAlreadyReleased) {
+		fmt.Fprintf(stderr, "dimutex: releasing %s: %s; the lock frees itself within %v\n", m, trim(err), a.ttl)
+	}
+}
+
+// startFailed reports a command that could not be found or started, and
+// returns 127 or 126 as a shell would.
+func startFailed(stderr io.Writer, name string, err error) int {
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		fmt.Fprintf(stderr, "dimutex: command %q not found; check its name and $PATH\n", name)
+		return exitNotFound
+	case errors.Is(err, exec.ErrDot):
+		fmt.Fprintf(stderr, "dimutex: command %q resolves to the current directory through $PATH; write ./%s to run it\n", name, name)
+		return exitNotFound
+	}
+	fmt.Fprintf(stderr, "dimutex: cannot execute %q: %v; check that it is an executable file\n", name, unwrapExec(err))
+	return exitNotExecutable
+}
+
+// unwrapExec drops the exec.Error or fs.PathError wrapping, which repeats
+// the command's name.
+func unwrapExec(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return err
+}
+
+// Environment variables given to the command.
+const (
+	envLock    = "DIMUTEX_LOCK"
+	envToken   = "DIMUTEX_TOKEN"
+	envExpires = "DIMUTEX_LEASE_EXPIRES"
+	envOwner   = "DIMUTEX_OWNER"
+)
+
+// childEnv returns environ with the lease's variables set, replacing any
+// inherited from an enclosing dimutex.
+func childEnv(environ []string, m *dimutex.Mutex, lease *dimutex.Lease, owner string) []string {
+	ours := []string{envLock, envToken, envExpires, envOwner}
+	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(ours, k)
+	})
+	return append(env,
+		envLock+"="+m.String(),
+		envToken+"="+strconv.FormatInt(lease.Token(), 10),
+		// Truncating to the second errs early, which is the safe side.
+		envExpires+"="+lease.Deadline().UTC().Format(time.RFC3339),
+		envOwner+"="+owner,
+	)
+}
+
+// defaultOwner is the library's default owner, "hostname/pid", followed by
+// the command's name so that `status` says what holds the lock.
+func defaultOwner(command string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s/%d %s", host, os.Getpid(), printable(filepath.Base(command), maxOwnerCommand))
+}
+
+// printable returns s with control characters, which the library refuses in
+// an owner, replaced, and cut to at most n bytes.
+func printable(s string, n int) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "?") {
+		if unicode.IsControl(r) {
+			r = '?'
+		}
+		if b.Len()+len(string(r)) > n {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// roundDuration rounds d for people: to the second, or to the millisecond
+// below one second.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second || d <= -time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}

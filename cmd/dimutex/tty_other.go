@@ -1,0 +1,19 @@
+//go:build !linux
+
+package main
+
+import (
+	"io"
+	"syscall"
+)
+
+// terminal would let the command use dimutex's terminal; outside Linux the
+// standard library cannot read a terminal's foreground process group, so
+// the command always runs in the background group. A command that reads
+// the terminal is then stopped by SIGTTIN: give it its input another way.
+type terminal struct{}
+
+func foregroundTerminal(io.Reader) *terminal     { return nil }
+func (*terminal) configure(*syscall.SysProcAttr) {}
+func (*terminal) background()                    {}
+func (*terminal) reclaim()                       {}
