@@ -381,8 +381,13 @@ func TestLossDetection(t *testing.T) {
 				if !viaDo {
 					l := acquire(t, m)
 					check(l, nil)
-					if err := l.Release(context.Background()); !errors.Is(err, dimutex.ErrLost) {
-						t.Errorf("Release after loss = %v, want ErrLost", err)
+					err := l.Release(context.Background())
+					if !errors.Is(err, dimutex.ErrLost) || !strings.Contains(err.Error(), map[string]string{
+						"overwritten": `taken by "intruder"`, "deleted": "deleted by someone else"}[what]) {
+						t.Errorf("Release after loss = %v, want ErrLost saying why", err)
+					}
+					if l.Err() != dimutex.ErrLost {
+						t.Errorf("Err() = %v, want exactly ErrLost", l.Err())
 					}
 					return
 				}
@@ -684,6 +689,14 @@ func TestInspect(t *testing.T) {
 	}
 	if err := l.Release(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// A missing bucket is not a free lock.
+	nobucket, err := dimutex.NewGCS("no-such-bucket", "inspected", dimutex.WithEndpoint(e.srv.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nobucket.Inspect(ctx); !errors.Is(err, gcsjson.ErrNotFound) || !strings.Contains(err.Error(), `bucket "no-such-bucket" does not exist`) {
+		t.Errorf("Inspect in a missing bucket = %v, want a not-found error naming the bucket", err)
 	}
 }
 

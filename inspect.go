@@ -37,11 +37,18 @@ type Status struct {
 	ExpiresIn time.Duration
 }
 
-// Inspect reads the lock and reports who holds it. It sends one read and
-// never writes.
+// Inspect reads the lock and reports who holds it. It never writes. It
+// sends one read, and a second when the lock object is missing, to tell a
+// free lock from a missing bucket, which is an error matching
+// gcsjson.ErrNotFound.
 func (m *Mutex) Inspect(ctx context.Context) (Status, error) {
 	obj, err := m.client.Get(ctx, m.bucket, m.name)
 	if gcsjson.IsNotFound(err) {
+		if berr := m.client.CheckBucket(ctx, m.bucket); gcsjson.IsNotFound(berr) {
+			return Status{}, fmt.Errorf("dimutex: inspect: bucket %q does not exist: %w", m.bucket, berr)
+		}
+		// Free; or, if the check failed otherwise (say, no permission to
+		// list), most likely free.
 		return Status{}, nil
 	}
 	if err != nil {

@@ -42,6 +42,7 @@ type Lease struct {
 	releasing bool       // Release was called: refresh no more
 	maybeGone bool       // a delete of ours may have landed
 	err       error      // nil while held, then ErrLost or ErrAlreadyReleased
+	cause     error      // err, with the reason for a loss
 }
 
 // newLease starts a lease whose write, stored as rec, was sent at sent and
@@ -169,7 +170,7 @@ func (l *Lease) releaseLocked(ctx context.Context) error {
 		derr := l.m.client.Delete(dctx, l.m.bucket, l.m.name, gen)
 		cancel()
 		if derr == nil {
-			l.finish(ErrAlreadyReleased)
+			l.finish(ErrAlreadyReleased, ErrAlreadyReleased)
 			return nil
 		}
 		if mayHaveApplied(derr) {
@@ -212,7 +213,7 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64, de
 		gone := l.maybeGone
 		l.mu.Unlock()
 		if op == "release" && gone {
-			l.finish(ErrAlreadyReleased) // our delete landed; its answer was lost
+			l.finish(ErrAlreadyReleased, ErrAlreadyReleased) // our delete landed; its answer was lost
 			return false, nil
 		}
 		return false, l.lose("the lock object was deleted by someone else")
@@ -244,7 +245,7 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64, de
 func (l *Lease) state() (gen int64, deadline time.Time, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.gen, l.deadline, l.err
+	return l.gen, l.deadline, l.cause
 }
 
 // extend records a successful refresh.
@@ -261,24 +262,28 @@ func (l *Lease) extend(obj *gcsjson.Object) {
 	l.poke()
 }
 
-// lose ends the lease as lost and returns the error for the caller.
+// lose ends the lease as lost, unless it has ended already, and returns the
+// error for the caller.
 func (l *Lease) lose(why string) error {
-	if l.finish(ErrLost) {
+	cause := fmt.Errorf("%w: %s", ErrLost, why)
+	if l.finish(ErrLost, cause) {
 		l.m.log.Warn("dimutex: lease lost", slog.Int64("token", l.rec.token), slog.String("reason", why))
 	}
-	return fmt.Errorf("%w: %s", l.Err(), why)
+	_, _, err := l.state()
+	return err
 }
 
 // finish ends the lease with err, unless it has ended already, and reports
-// whether it did.
-func (l *Lease) finish(err error) bool {
+// whether it did. Err then returns err; the lease's other methods, and
+// context.Cause of Do's context, return cause, which says why.
+func (l *Lease) finish(err, cause error) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return false
 	}
-	l.err = err
-	l.end(err)
+	l.err, l.cause = err, cause
+	l.end(cause)
 	l.cancelRefresh()
 	if err == ErrAlreadyReleased {
 		l.m.log.Debug("dimutex: released", slog.Int64("token", l.rec.token))

@@ -245,6 +245,23 @@ func (c *Client) Delete(ctx context.Context, bucket, name string, ifGenerationMa
 	return err
 }
 
+// CheckBucket reports whether bucket exists, since the API answers 404 both
+// for a missing object and for a missing bucket. A missing bucket is an
+// *Error matching ErrNotFound. It lists at most one object, which needs only
+// the storage.objects.list permission, not storage.buckets.get.
+func (c *Client) CheckBucket(ctx context.Context, bucket string) error {
+	if err := ValidateBucketName(bucket); err != nil {
+		return fmt.Errorf("gcsjson: %w", err)
+	}
+	q := url.Values{"maxResults": {"1"}, "fields": {"kind"}}
+	_, err := c.send(ctx, &call{
+		op: "list", bucket: bucket,
+		method: http.MethodGet,
+		url:    c.url("/storage/v1/b/"+url.PathEscape(bucket)+"/o", q),
+	})
+	return err
+}
+
 func checkCall(bucket, name string, generation int64) error {
 	if err := ValidateBucketName(bucket); err != nil {
 		return fmt.Errorf("gcsjson: %w", err)
