@@ -367,7 +367,8 @@ func TestLossDetection(t *testing.T) {
 					case <-time.After(interval + slack):
 						t.Fatalf("Done not closed within %v of the lock being %s", interval+slack, what)
 					}
-					t.Logf("loss noticed after %v", time.Since(start))
+					t.Logf("loss signalled %v after the lock was %s, %v before the lease's deadline",
+						time.Since(start).Round(time.Millisecond), what, time.Until(l.Deadline()).Round(time.Millisecond))
 					if !errors.Is(l.Err(), dimutex.ErrLost) {
 						t.Errorf("Err = %v, want ErrLost", l.Err())
 					}
