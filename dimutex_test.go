@@ -22,9 +22,11 @@ import (
 // env is one test's world: an emulator, and a way to make Mutexes on it
 // whose requests are recorded.
 type env struct {
-	t   *testing.T
-	srv *gcstest.Server
-	raw *gcsjson.Client // a client for the test itself to meddle with
+	t        *testing.T
+	srv      *gcstest.Server
+	raw      *gcsjson.Client  // a client for the test itself to meddle with
+	endpoint string           // where the Mutexes send requests
+	opts     []dimutex.Option // options every Mutex gets
 }
 
 func newEnv(t *testing.T) *env {
@@ -35,13 +37,13 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, raw: raw}
+	return &env{t: t, srv: srv, raw: raw, endpoint: srv.URL()}
 }
 
 // mutex returns a Mutex on name whose requests rec records (if not nil).
 func (e *env) mutex(name string, rec *gcstest.Recorder, opts ...dimutex.Option) *dimutex.Mutex {
 	e.t.Helper()
-	base := []dimutex.Option{dimutex.WithEndpoint(e.srv.URL())}
+	base := append([]dimutex.Option{dimutex.WithEndpoint(e.endpoint)}, e.opts...)
 	if rec != nil {
 		base = append(base, dimutex.WithHTTPClient(rec.Client()))
 	}

@@ -135,54 +135,53 @@ func (l *Lease) Release(ctx context.Context) error {
 const maxRecoveries = 3
 
 func (l *Lease) refreshLocked(ctx context.Context) error {
-	for range maxRecoveries {
-		gen, deadline, err := l.state()
-		if err != nil {
-			return err
-		}
-		if !time.Now().Before(deadline) {
-			return l.lose("its deadline passed before it could be refreshed")
-		}
-		wctx, cancel := context.WithDeadline(ctx, deadline)
-		obj, werr := l.m.client.Insert(wctx, l.m.bucket, l.m.name, gen, l.rec.write())
-		cancel()
-		if werr == nil {
+	return l.write(ctx, "refresh", func(ctx context.Context, gen int64) error {
+		obj, err := l.m.client.Insert(ctx, l.m.bucket, l.m.name, gen, l.rec.write())
+		if err == nil {
 			l.extend(obj)
-			return nil
 		}
-		if adopted, err := l.settle(ctx, "refresh", werr, gen, deadline); !adopted {
-			return err
-		}
-	}
-	return fmt.Errorf("dimutex: refresh: gave up after adopting %d generations of our own", maxRecoveries)
+		return err
+	})
 }
 
 func (l *Lease) releaseLocked(ctx context.Context) error {
-	for range maxRecoveries {
-		gen, deadline, err := l.state()
-		if err != nil {
-			return err
-		}
-		if !time.Now().Before(deadline) {
-			return l.lose("its deadline passed before it could be released")
-		}
-		dctx, cancel := context.WithDeadline(ctx, deadline)
-		derr := l.m.client.Delete(dctx, l.m.bucket, l.m.name, gen)
-		cancel()
-		if derr == nil {
+	return l.write(ctx, "release", func(ctx context.Context, gen int64) error {
+		err := l.m.client.Delete(ctx, l.m.bucket, l.m.name, gen)
+		switch {
+		case err == nil:
 			l.finish(ErrAlreadyReleased, ErrAlreadyReleased)
-			return nil
-		}
-		if mayHaveApplied(derr) {
+		case mayHaveApplied(err):
 			l.mu.Lock()
 			l.maybeGone = true
 			l.mu.Unlock()
 		}
-		if adopted, err := l.settle(ctx, "release", derr, gen, deadline); !adopted {
+		return err
+	})
+}
+
+// write sends one of the lease's writes, a compare-and-swap on its current
+// generation, cut off at its deadline. When a write fails, settle decides
+// what that means; write tries again if it adopted a generation of ours.
+func (l *Lease) write(ctx context.Context, op string, send func(ctx context.Context, gen int64) error) error {
+	for range maxRecoveries {
+		gen, deadline, err := l.state()
+		if err != nil {
+			return err
+		}
+		if !time.Now().Before(deadline) {
+			return l.lose("its deadline passed before its " + op)
+		}
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		err = send(wctx, gen)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if adopted, err := l.settle(ctx, op, err, gen, deadline); !adopted {
 			return err
 		}
 	}
-	return fmt.Errorf("dimutex: release: gave up after adopting %d generations of our own", maxRecoveries)
+	return fmt.Errorf("dimutex: %s: gave up after adopting %d generations of our own", op, maxRecoveries)
 }
 
 // settle decides what a failed write of generation gen means. It reports

@@ -17,7 +17,8 @@ import (
 
 // faultyEnv puts a fault-injecting proxy between the library and the
 // emulator. The proxy enforces DELETE preconditions as real GCS does, which
-// the emulator does not.
+// the emulator does not. Its Mutexes go through the proxy, with quick
+// retries.
 type faultyEnv struct {
 	*env
 	proxy *faultproxy.Proxy
@@ -31,25 +32,12 @@ func newFaultyEnv(t *testing.T, seed uint64) *faultyEnv {
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
 	t.Cleanup(func() { p.Close() }) // runs first: releases hung requests
-	return &faultyEnv{env: e, proxy: p, front: front}
-}
-
-// mutex returns a Mutex that goes through the proxy, with quick retries.
-func (f *faultyEnv) mutex(name string, rec *gcstest.Recorder, opts ...dimutex.Option) *dimutex.Mutex {
-	f.t.Helper()
-	base := []dimutex.Option{
-		dimutex.WithEndpoint(f.front.URL),
+	e.endpoint = front.URL
+	e.opts = []dimutex.Option{
 		dimutex.WithBackoff(5*time.Millisecond, 50*time.Millisecond),
 		dimutex.WithAttemptTimeout(300 * time.Millisecond),
 	}
-	if rec != nil {
-		base = append(base, dimutex.WithHTTPClient(rec.Client()))
-	}
-	m, err := dimutex.NewGCS(gcstest.Bucket, name, append(base, opts...)...)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return m
+	return &faultyEnv{env: e, proxy: p, front: front}
 }
 
 // faults adds rules so that the next requests that match get these faults,
@@ -87,13 +75,7 @@ func TestRetryConformance(t *testing.T) {
 		{
 			name: "acquire: insert ifGenerationMatch=0", match: createReq,
 			prepare: func(*faultyEnv, *dimutex.Mutex) any { return nil },
-			do: func(ctx context.Context, m *dimutex.Mutex, _ any) error {
-				l, err := m.TryAcquire(ctx)
-				if err == nil {
-					l.Release(ctx)
-				}
-				return err
-			},
+			do:      tryAcquireAndRelease,
 		},
 		{
 			name: "takeover: insert ifGenerationMatch=stale", match: casReq,
@@ -106,13 +88,7 @@ func TestRetryConformance(t *testing.T) {
 				time.Sleep(2100 * time.Millisecond) // 1 ms TTL + 1 s margin, by whole seconds
 				return nil
 			},
-			do: func(ctx context.Context, m *dimutex.Mutex, _ any) error {
-				l, err := m.TryAcquire(ctx)
-				if err == nil {
-					l.Release(ctx)
-				}
-				return err
-			},
+			do: tryAcquireAndRelease,
 		},
 		{
 			name: "refresh: insert ifGenerationMatch=current", match: casReq,
@@ -195,6 +171,14 @@ func TestRetryConformance(t *testing.T) {
 }
 
 func f0[T any](v T, _ error) T { return v }
+
+func tryAcquireAndRelease(ctx context.Context, m *dimutex.Mutex, _ any) error {
+	l, err := m.TryAcquire(ctx)
+	if err == nil {
+		l.Release(ctx)
+	}
+	return err
+}
 
 // A write that was applied but whose answer was lost (the connection reset,
 // or the body cut short) is recognised as ours by its lease id.

@@ -41,6 +41,18 @@ func newClient(t testing.TB, endpoint string, rt http.RoundTripper, mod ...func(
 	return c
 }
 
+// proxied starts an emulator behind a fault proxy and returns the proxy and
+// its URL.
+func proxied(t *testing.T) (*faultproxy.Proxy, string) {
+	t.Helper()
+	srv := gcstest.Start(t)
+	p := faultproxy.New(srv.URL(), faultproxy.WithSeed(1))
+	front := httptest.NewServer(p)
+	t.Cleanup(front.Close)
+	t.Cleanup(func() { p.Close() })
+	return p, front.URL
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -147,12 +159,8 @@ func TestPreconditions(t *testing.T) {
 // Which failures are retried, and what the caller learns.
 func TestRetries(t *testing.T) {
 	t.Parallel()
-	srv := gcstest.Start(t)
-	p := faultproxy.New(srv.URL(), faultproxy.WithSeed(1))
-	front := httptest.NewServer(p)
-	t.Cleanup(front.Close)
-	t.Cleanup(func() { p.Close() })
-	c := newClient(t, front.URL, &http.Transport{DisableKeepAlives: true})
+	p, front := proxied(t)
+	c := newClient(t, front, &http.Transport{DisableKeepAlives: true})
 	tests := []struct {
 		name           string
 		faults         []faultproxy.Fault
@@ -196,12 +204,8 @@ func TestRetries(t *testing.T) {
 // A write whose answer is lost may have been applied; the error says so.
 func TestMayHaveApplied(t *testing.T) {
 	t.Parallel()
-	srv := gcstest.Start(t)
-	p := faultproxy.New(srv.URL(), faultproxy.WithSeed(1))
-	front := httptest.NewServer(p)
-	t.Cleanup(front.Close)
-	t.Cleanup(func() { p.Close() })
-	c := newClient(t, front.URL, nil)
+	p, front := proxied(t)
+	c := newClient(t, front, nil)
 	p.Add(faultproxy.Rule{Fault: faultproxy.ResetAfter, Next: 1})
 	_, err := c.Insert(ctx(t), gcstest.Bucket, "applied", 0, gcsjson.Write{})
 	var ge *gcsjson.Error
