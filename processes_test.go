@@ -249,8 +249,10 @@ func testPause(t *testing.T, bin string) {
 	if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	stopped := time.Now()
 	heir := startWorker(t, bin, workerArgs(e.srv.URL(), "pause", "-mode=hold", "-ttl", ttl.String())...)
 	line := heir.await(t, "acquired", ttl+5*time.Second)
+	heirAcquired := time.Since(stopped)
 	heirToken, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
 	time.Sleep(time.Second) // paused for well over the TTL in all
 	resumed := time.Now()
@@ -258,10 +260,12 @@ func testPause(t *testing.T, bin string) {
 		t.Fatal(err)
 	}
 	holder.await(t, "lost", 2*time.Second)
+	noticed := time.Since(resumed)
 	if err := holder.cmd.Wait(); err == nil || holder.cmd.ProcessState.ExitCode() != 3 {
 		t.Errorf("paused holder exited with %v, want status 3 (ErrLost)", err)
 	}
 	// The holder's own log of every request it sent.
+	var writes int
 	for _, line := range strings.Split(holder.stderr.String(), "\n") {
 		var at int64
 		var method, gen string
@@ -269,9 +273,12 @@ func testPause(t *testing.T, bin string) {
 			continue
 		}
 		if at >= resumed.UnixNano() && method != "GET" {
+			writes++
 			t.Errorf("the paused holder sent %s ifGenerationMatch=%s after it resumed", method, gen)
 		}
 	}
+	t.Logf("holder paused %v (TTL %v); another process acquired %v into the pause; on resuming, the holder signalled the loss after %v and sent %d writes",
+		resumed.Sub(stopped).Round(time.Millisecond), ttl, heirAcquired.Round(time.Millisecond), noticed.Round(time.Millisecond), writes)
 	if obj := e.object("pause"); obj == nil || obj.Generation < heirToken {
 		t.Errorf("the heir's lock was disturbed: %+v (heir's token %d)", obj, heirToken)
 	}
