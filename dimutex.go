@@ -67,6 +67,7 @@ type ConfigError struct {
 	Err error
 }
 
+// Error names the option, the bad value and what is wrong with it.
 func (e *ConfigError) Error() string {
 	if e.Err != nil {
 		return "dimutex: " + e.Err.Error()

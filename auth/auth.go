@@ -62,6 +62,11 @@ type kindError struct {
 	err  error  // optional cause, for errors.Is/As
 }
 
-func (e *kindError) Error() string        { return e.msg }
+// Error returns the message.
+func (e *kindError) Error() string { return e.msg }
+
+// Is reports whether target is the sentinel e matches.
 func (e *kindError) Is(target error) bool { return target == e.kind }
-func (e *kindError) Unwrap() error        { return e.err }
+
+// Unwrap returns the underlying error, if any.
+func (e *kindError) Unwrap() error { return e.err }

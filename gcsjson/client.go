@@ -460,7 +460,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response
 // authError marks a failure to obtain credentials: it is not retried here.
 type authError struct{ err error }
 
+// Error says that authorizing the request failed, and why.
 func (e *authError) Error() string { return "authorizing request: " + e.err.Error() }
+// Unwrap returns the Authorizer's error.
 func (e *authError) Unwrap() error { return e.err }
 
 func readLimited(r io.Reader, contentLength, limit int64) ([]byte, error) {

@@ -47,6 +47,7 @@ type Error struct {
 	Err error
 }
 
+// Error names the call, the object and the failure.
 func (e *Error) Error() string {
 	s := fmt.Sprintf("gcsjson: %s %s: %s", e.Op, objectRef(e.Bucket, e.Object), e.cause())
 	if e.Attempts > 1 {

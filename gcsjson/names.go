@@ -19,6 +19,7 @@ type NameError struct {
 	Reason string
 }
 
+// Error names the bad name and the rule it breaks.
 func (e *NameError) Error() string {
 	name := e.Name
 	if len(name) > 80 {

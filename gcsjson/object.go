@@ -89,6 +89,7 @@ func parseTime(field, s string) (time.Time, error) {
 // also accepts a bare number.
 type int64String int64
 
+// UnmarshalJSON decodes "123" or 123.
 func (n *int64String) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(b, []byte("null")) {
 		return nil

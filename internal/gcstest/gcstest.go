@@ -81,6 +81,7 @@ func (r Request) IsWrite() bool {
 	return false
 }
 
+// String describes r on one line.
 func (r Request) String() string {
 	return fmt.Sprintf("%s %s?%s -> %d", r.Method, r.Path, r.Query.Encode(), r.Status)
 }
