@@ -462,6 +462,7 @@ type authError struct{ err error }
 
 // Error says that authorizing the request failed, and why.
 func (e *authError) Error() string { return "authorizing request: " + e.err.Error() }
+
 // Unwrap returns the Authorizer's error.
 func (e *authError) Unwrap() error { return e.err }
 

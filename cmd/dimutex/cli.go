@@ -166,6 +166,7 @@ func (c *common) newMutex(bucket, name string, stderr io.Writer, opts ...dimutex
 // command's usage and exit status 2.
 type usageError struct{ msg string }
 
+// Error returns the message.
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error {

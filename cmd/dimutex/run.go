@@ -170,6 +170,7 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // signalled is the cause of a wait cut short by a signal.
 type signalled struct{ sig os.Signal }
 
+// Error names the signal.
 func (s *signalled) Error() string {
 	if n, ok := s.sig.(syscall.Signal); ok {
 		return fmt.Sprintf("stopped by signal %d (%v)", int(n), n)
