@@ -97,12 +97,8 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 }
 
 func heldError(m *Mutex, holder record, obj *gcsjson.Object, left time.Duration) error {
-	token := holder.token
-	if token == 0 {
-		token = obj.Generation
-	}
 	return fmt.Errorf("%w: %q is held by %q (token %d) for up to %v more",
-		ErrAlreadyAcquired, m.String(), holder.owner, token, left.Round(time.Millisecond))
+		ErrAlreadyAcquired, m.String(), holder.owner, holder.tokenOf(obj), left.Round(time.Millisecond))
 }
 
 // mayHaveApplied reports whether a failed write may nonetheless have landed.

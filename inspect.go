@@ -58,15 +58,12 @@ func (m *Mutex) Inspect(ctx context.Context) (Status, error) {
 	st := Status{
 		Exists:     true,
 		Owner:      rec.owner,
-		Token:      rec.token,
+		Token:      rec.tokenOf(obj),
 		Generation: obj.Generation,
 		Acquired:   rec.acquired,
 		Updated:    obj.Updated,
 		TTL:        rec.ttl,
 		ServerTime: obj.ServerTime,
-	}
-	if st.Token == 0 {
-		st.Token = obj.Generation
 	}
 	if st.Acquired.IsZero() {
 		st.Acquired = obj.TimeCreated

@@ -48,9 +48,7 @@ type Lease struct {
 // newLease starts a lease whose write, stored as rec, was sent at sent and
 // returned obj.
 func (m *Mutex) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease {
-	if rec.token == 0 {
-		rec.token = obj.Generation // the acquiring write's generation
-	}
+	rec.token = rec.tokenOf(obj)
 	if rec.acquired.IsZero() {
 		rec.acquired = obj.TimeCreated
 	}
@@ -224,7 +222,7 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64, de
 	holder := readRecord(obj.Metadata)
 	switch {
 	case holder.lease != l.rec.lease:
-		return false, l.lose(fmt.Sprintf("the lock was taken by %q (token %d)", holder.owner, holder.token))
+		return false, l.lose(fmt.Sprintf("the lock was taken by %q (token %d)", holder.owner, holder.tokenOf(obj)))
 	case obj.Generation == gen:
 		// Still ours and unchanged: the write failed for another reason.
 		return false, fmt.Errorf("dimutex: %s: %w", op, werr)

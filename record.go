@@ -65,5 +65,14 @@ func readRecord(md map[string]string) record {
 	return r
 }
 
+// tokenOf returns the fencing token of the lease that wrote obj: its
+// acquiring generation, which is obj's own on the acquiring write.
+func (r record) tokenOf(obj *gcsjson.Object) int64 {
+	if r.token != 0 {
+		return r.token
+	}
+	return obj.Generation
+}
+
 // maxTTL bounds a TTL read from an object, so that arithmetic cannot overflow.
 const maxTTL = 100 * 365 * 24 * time.Hour
