@@ -350,3 +350,21 @@ func TestRateLimited(t *testing.T) {
 	}
 	t.Logf("%d writes answered 429; %d handoffs completed", f.proxy.Stats().Faults[faultproxy.Status429], clients*rounds)
 }
+
+// An Acquire cut short by its context after a write of its landed unseen
+// removes that lock, instead of leaving it held by nobody until the TTL.
+func TestCancelledAcquireCleansUp(t *testing.T) {
+	t.Parallel()
+	f := newFaultyEnv(t, 10)
+	f.faults(createReq, faultproxy.ResetAfter)                                                               // lands; the answer is lost
+	f.proxy.Add(faultproxy.Rule{Methods: createReq.Methods, Query: createReq.Query, Fault: faultproxy.Hang}) // its retry hangs
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err := f.mutex("cancelled", nil, dimutex.WithAttemptTimeout(5*time.Second)).Acquire(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire = %v, want DeadlineExceeded", err)
+	}
+	if obj := f.object("cancelled"); obj != nil {
+		t.Errorf("the cancelled Acquire left its lock behind: %v", obj.Metadata)
+	}
+}
