@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/google"
 )
 
 // secret is written into credentials files and tokens; it must never show up
@@ -61,15 +60,15 @@ type fakeFinder struct {
 	ts       oauth2.TokenSource
 }
 
-func (f *fakeFinder) find(ctx context.Context, p google.CredentialsParams) (*google.Credentials, error) {
+func (f *fakeFinder) find(ctx context.Context) (oauth2.TokenSource, error) {
 	n := f.calls.Add(1)
 	if f.gate != nil {
 		<-f.gate
 	}
 	if n <= f.failures || f.ts == nil {
-		return nil, errors.New("google: could not find default credentials. See https://cloud.google.com/docs/authentication/external/set-up-adc for more information")
+		return nil, errors.New("not on Google Cloud")
 	}
-	return &google.Credentials{TokenSource: f.ts}, nil
+	return f.ts, nil
 }
 
 // isolateADC makes Application Default Credentials find nothing on this
@@ -245,7 +244,7 @@ func TestAuthorizeConcurrentFirstCallsFetchOnce(t *testing.T) {
 func TestADCResolvesOnceUnderConcurrency(t *testing.T) {
 	isolateADC(t)
 	finder := &fakeFinder{gate: make(chan struct{}), ts: &fakeTokenSource{token: "tok"}}
-	c := &Credentials{findDefault: finder.find}
+	c := &Credentials{findMetadata: finder.find}
 	errs := authorizeConcurrently(t, c, 50, func() { close(finder.gate) })
 	for err := range errs {
 		t.Error(err)
@@ -288,7 +287,7 @@ func authorizeConcurrently(t *testing.T, c *Credentials, n int, release func()) 
 func TestADCFailureIsNotCached(t *testing.T) {
 	isolateADC(t)
 	finder := &fakeFinder{failures: 1, ts: &fakeTokenSource{token: "tok"}}
-	c := &Credentials{findDefault: finder.find}
+	c := &Credentials{findMetadata: finder.find}
 	steps := []struct {
 		wantErr   error
 		wantCalls int32
@@ -311,7 +310,7 @@ func TestADCFailureIsNotCached(t *testing.T) {
 func TestAuthorizeReturnsWhenContextEndsDuringResolution(t *testing.T) {
 	isolateADC(t)
 	finder := &fakeFinder{gate: make(chan struct{}), ts: &fakeTokenSource{token: "tok"}}
-	c := &Credentials{findDefault: finder.find}
+	c := &Credentials{findMetadata: finder.find}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -376,6 +375,8 @@ func TestBadCredentialsFile(t *testing.T) {
 		content string // written to the file named by $GOOGLE_APPLICATION_CREDENTIALS
 		path    string // "missing" or "dir" instead of a file with content
 		reason  string
+		// allTypes resolves as ApplicationDefault does.
+		allTypes bool
 	}{
 		{name: "not JSON", content: secret + " is not JSON", reason: "not valid JSON (syntax error at byte offset 1)"},
 		{name: "truncated JSON", content: `{"type":"service_account","private_key":"` + secret, reason: "not valid JSON (syntax error at byte offset 67)"},
@@ -389,7 +390,8 @@ func TestBadCredentialsFile(t *testing.T) {
 		{name: "OAuth client ID file", content: `{"installed":{"client_secret":"` + secret + `","redirect_uris":["http://localhost"]}}`, reason: `an OAuth client ID file ("installed"), not a credentials file`},
 		{name: "service account without key", content: `{"type":"service_account","client_email":"a@b.c","private_key_id":"` + secret + `"}`, reason: `service_account file without "private_key"`},
 		{name: "user without refresh token", content: `{"type":"authorized_user","client_id":"id","client_secret":"` + secret + `"}`, reason: `authorized_user file without "refresh_token"`},
-		{name: "rejected by x/oauth2/google", content: `{"type":"external_account","client_secret":"` + secret + `"}`, reason: "rejected by golang.org/x/oauth2/google: oauth2/google/externalaccount: Audience must be set"},
+		{name: "type not built in", content: `{"type":"external_account","client_secret":"` + secret + `"}`, reason: `credentials of type "external_account" are not built in; use WithTokenSource(auth.ApplicationDefault()), which resolves every type`},
+		{name: "rejected by x/oauth2/google", allTypes: true, content: `{"type":"external_account","client_secret":"` + secret + `"}`, reason: "rejected by golang.org/x/oauth2/google: oauth2/google/externalaccount: Audience must be set"},
 		{name: "missing file", path: "missing", reason: "cannot read file: no such file or directory"},
 		{name: "directory", path: "dir", reason: "cannot read file: is a directory"},
 	}
@@ -410,7 +412,10 @@ func TestBadCredentialsFile(t *testing.T) {
 			}
 			t.Setenv(CredentialsEnv, path)
 			finder := &fakeFinder{}
-			c := &Credentials{findDefault: finder.find}
+			c := &Credentials{findMetadata: finder.find}
+			if tt.allTypes {
+				c.otherTypes = anyTypeTokenSource
+			}
 
 			req := httpsRequest(t)
 			err := c.Authorize(context.Background(), req)
@@ -447,7 +452,7 @@ func TestBadGcloudFile(t *testing.T) {
 	gcloud := isolateADC(t)
 	writeFile(t, gcloud, "")
 	finder := &fakeFinder{}
-	c := &Credentials{findDefault: finder.find}
+	c := &Credentials{findMetadata: finder.find}
 	err := c.Authorize(context.Background(), httpsRequest(t))
 	want := fmt.Sprintf("auth: gcloud ADC file %q: file is empty", gcloud)
 	if err == nil || err.Error() != want {
@@ -462,7 +467,7 @@ func TestBadGcloudFile(t *testing.T) {
 func TestNoCredentials(t *testing.T) {
 	gcloud := isolateADC(t)
 	finder := &fakeFinder{} // not on GCE
-	c := &Credentials{findDefault: finder.find}
+	c := &Credentials{findMetadata: finder.find}
 	req := httpsRequest(t)
 	err := c.Authorize(context.Background(), req)
 	if !errors.Is(err, ErrNoCredentials) {
@@ -557,7 +562,7 @@ func TestADCServiceAccountFile(t *testing.T) {
 	t.Setenv(CredentialsEnv, path)
 
 	finder := &fakeFinder{}
-	c := &Credentials{findDefault: finder.find}
+	c := &Credentials{findMetadata: finder.find}
 
 	// Resolving reads the file but fetches nothing.
 	if _, _, err := c.tokenSource(context.Background()); err != nil {
@@ -607,7 +612,7 @@ func TestADCAuthorizedUserSurvivesFirstContextEnding(t *testing.T) {
 	})
 	writeFile(t, gcloud, string(file))
 
-	c := &Credentials{findDefault: (&fakeFinder{}).find}
+	c := &Credentials{findMetadata: (&fakeFinder{}).find}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := c.Authorize(ctx, httpsRequest(t)); err != nil {
 		t.Fatal(err)
@@ -725,5 +730,42 @@ func TestQuotesFile(t *testing.T) {
 	}
 	if !quotesFile("anything", []byte("not json")) {
 		t.Error("quotesFile on invalid JSON = false, want true (assume the worst)")
+	}
+}
+
+// ApplicationDefault resolves the built-in types as NewCredentials(nil)
+// does, and hands the others to golang.org/x/oauth2/google.
+func TestApplicationDefault(t *testing.T) {
+	gcloud := isolateADC(t)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"user-token","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer srv.Close()
+	file, _ := json.Marshal(map[string]string{
+		"type": "authorized_user", "client_id": "id", "client_secret": "s",
+		"refresh_token": secret, "token_uri": srv.URL + "/token",
+	})
+	writeFile(t, gcloud, string(file))
+	ts := ApplicationDefault()
+	if hits.Load() != 0 {
+		t.Fatal("ApplicationDefault did I/O before its first Token call")
+	}
+	for range 2 {
+		tok, err := ts.Token()
+		if err != nil || tok.AccessToken != "user-token" {
+			t.Fatalf("Token() = %v, %v", tok, err)
+		}
+	}
+
+	writeFile(t, gcloud, `{"type":"external_account","client_secret":"`+secret+`"}`)
+	_, err := ApplicationDefault().Token()
+	if !errors.Is(err, ErrBadCredentials) || !strings.Contains(err.Error(), "rejected by golang.org/x/oauth2/google: oauth2/google/externalaccount") {
+		t.Fatalf("Token() with an external_account file = %v, want x/oauth2/google's own check", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatalf("error shows the file: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -158,6 +159,12 @@ func (c *common) newMutex(bucket, name string, stderr io.Writer, opts ...dimutex
 	if c.verbose {
 		h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
 		opts = append(opts, dimutex.WithLogger(slog.New(h)))
+	}
+	// People who cannot write Go get every kind of Application Default
+	// Credentials, workload identity federation included, at the cost of a
+	// larger binary. (A bad endpoint is NewGCS's to report.)
+	if ep, err := auth.ResolveEndpoint(c.endpoint, os.Getenv); err == nil && ep.Authenticated() {
+		opts = append(opts, dimutex.WithTokenSource(auth.ApplicationDefault()))
 	}
 	return dimutex.NewGCS(bucket, name, opts...)
 }
