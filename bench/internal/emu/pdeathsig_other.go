@@ -1,0 +1,7 @@
+//go:build !linux
+
+package emu
+
+import "os/exec"
+
+func setPdeathsig(*exec.Cmd) {}
