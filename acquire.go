@@ -25,6 +25,7 @@ const tryWrites = 3
 //     writing only once a read shows the object gone or expired.
 func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 	rec := record{lease: newLeaseID(), ttl: m.ttl, owner: m.owner}
+	upload := rec.write()
 	w := waiter{min: m.backoffMin, max: m.backoffMax}
 	var (
 		match     int64 // ifGenerationMatch of the next write; 0 creates
@@ -39,7 +40,7 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			}
 			writes++
 			sent := time.Now()
-			obj, err := m.client.Insert(ctx, m.bucket, m.name, match, rec.write())
+			obj, err := m.client.Insert(ctx, m.bucket, m.name, match, upload)
 			if err == nil {
 				return m.newLease(rec, obj, obj.SentAt), nil
 			}
@@ -73,6 +74,7 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			// Ours, but its deadline is unknown or past: renew it with a
 			// compare-and-swap before trusting it.
 			rec.token, rec.acquired = obj.Generation, obj.TimeCreated
+			upload = rec.write()
 			match, write = obj.Generation, true
 			continue
 		}

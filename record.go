@@ -1,7 +1,6 @@
 package dimutex
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -39,13 +38,12 @@ func (r record) write() gcsjson.Write {
 	if !r.acquired.IsZero() {
 		md[keyAcquired] = r.acquired.UTC().Format(time.RFC3339Nano)
 	}
-	// The body repeats the metadata for people who read the object.
-	body, _ := json.Marshal(md)
+	// The body is for people who read the object; the metadata is the lock.
 	return gcsjson.Write{
 		Metadata:     md,
-		ContentType:  "application/json",
+		ContentType:  "text/plain; charset=utf-8",
 		CacheControl: "no-store",
-		Data:         append(body, '\n'),
+		Data:         []byte("dimutex lock held by " + r.owner + "\n"),
 	}
 }
 

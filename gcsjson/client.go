@@ -13,18 +13,16 @@ package gcsjson
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -98,7 +96,7 @@ type Client struct {
 	base      url.URL
 	hc        *http.Client
 	auth      Authorizer
-	userAgent string
+	userAgent []string // the header's value, shared by every request
 	retry     RetryPolicy
 	maxBody   int64
 	log       *slog.Logger
@@ -141,16 +139,13 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		base:      *u,
 		auth:      cfg.Authorizer,
-		userAgent: cfg.UserAgent,
+		userAgent: []string{cmp.Or(cfg.UserAgent, "dimutex-gcsjson/"+version.Version)},
 		retry:     r,
 		maxBody:   cfg.MaxResponseBytes,
 		log:       cfg.Logger,
 	}
 	c.base.Path = strings.TrimSuffix(c.base.Path, "/")
 	c.base.RawPath = ""
-	if c.userAgent == "" {
-		c.userAgent = "dimutex-gcsjson/" + version.Version
-	}
 	if c.maxBody == 0 {
 		c.maxBody = DefaultMaxResponseBytes
 	}
@@ -294,41 +289,6 @@ func (c *Client) url(escapedPath string, q url.Values) *url.URL {
 	return &u
 }
 
-func multipartBody(name string, w Write) (body []byte, contentType string, err error) {
-	meta := struct {
-		Name         string            `json:"name"`
-		ContentType  string            `json:"contentType,omitempty"`
-		CacheControl string            `json:"cacheControl,omitempty"`
-		Metadata     map[string]string `json:"metadata,omitempty"`
-	}{name, w.ContentType, w.CacheControl, w.Metadata}
-	if meta.ContentType == "" {
-		meta.ContentType = "application/octet-stream"
-	}
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return nil, "", fmt.Errorf("gcsjson: encoding metadata: %w", err)
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, part := range []struct {
-		contentType string
-		data        []byte
-	}{
-		{"application/json; charset=UTF-8", metaJSON},
-		{meta.ContentType, w.Data},
-	} {
-		pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {part.contentType}})
-		if err != nil {
-			return nil, "", err
-		}
-		pw.Write(part.data) // a bytes.Buffer does not fail
-	}
-	if err := mw.Close(); err != nil {
-		return nil, "", err
-	}
-	return buf.Bytes(), "multipart/related; boundary=" + mw.Boundary(), nil
-}
-
 // call is one API call: the same request, sent once per attempt.
 type call struct {
 	op, bucket, object string
@@ -364,7 +324,7 @@ func (r *response) object() (*Object, error) {
 // *Error values.
 func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	// One idempotency token for all attempts lets GCS recognise retries.
-	token := newIdempotencyToken()
+	token := randomHex()
 	isWrite := cl.method != http.MethodGet
 	var mayHaveApplied bool
 	for attempt := 1; ; attempt++ {
@@ -420,7 +380,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 // attempt sends the call once. It returns the response and its status, or
 // an error if no complete response arrived.
 func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response, int, error) {
-	if c.retry.AttemptTimeout > 0 {
+	if d, ok := ctx.Deadline(); c.retry.AttemptTimeout > 0 && (!ok || time.Until(d) > c.retry.AttemptTimeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.retry.AttemptTimeout)
 		defer cancel()
@@ -429,15 +389,20 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response
 	if cl.body != nil {
 		body = bytes.NewReader(cl.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url.String(), body)
+	// The URL is set below rather than formatted and parsed again.
+	req, err := http.NewRequestWithContext(ctx, cl.method, "", body)
 	if err != nil {
 		return nil, 0, err
 	}
-	req.Header.Set("User-Agent", c.userAgent)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("X-Goog-Gcs-Idempotency-Token", token)
+	u := *cl.url
+	req.URL, req.Host = &u, u.Host
+	req.Header = http.Header{
+		"User-Agent":                   c.userAgent,
+		"Accept":                       acceptJSON,
+		"X-Goog-Gcs-Idempotency-Token": {token},
+	}
 	if cl.contentType != "" {
-		req.Header.Set("Content-Type", cl.contentType)
+		req.Header["Content-Type"] = []string{cl.contentType}
 	}
 	if c.auth != nil {
 		if err := c.auth.Authorize(ctx, req); err != nil {
@@ -457,6 +422,10 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response
 	return &response{call: cl, header: resp.Header, body: data, sentAt: sentAt}, resp.StatusCode, nil
 }
 
+// acceptJSON is the Accept header of every request. Header values are
+// shared, never modified.
+var acceptJSON = []string{"application/json"}
+
 // authError marks a failure to obtain credentials: it is not retried here.
 type authError struct{ err error }
 
@@ -469,6 +438,14 @@ func (e *authError) Unwrap() error { return e.err }
 func readLimited(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	if contentLength > limit {
 		return nil, fmt.Errorf("%w: Content-Length %d exceeds the limit of %d bytes", ErrResponseTooLarge, contentLength, limit)
+	}
+	if contentLength >= 0 {
+		// net/http holds the body to its Content-Length: read it in one go.
+		data := make([]byte, contentLength)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return nil, err
+		}
+		return data, nil
 	}
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
@@ -524,7 +501,9 @@ func transientError(err error) (retry, ambiguous bool) {
 	return false, false
 }
 
-func newIdempotencyToken() string {
+// randomHex returns 128 random bits, hex-encoded: idempotency tokens and
+// multipart boundaries.
+func randomHex() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])

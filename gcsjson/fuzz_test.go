@@ -2,6 +2,7 @@ package gcsjson_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode"
@@ -72,6 +73,25 @@ func FuzzParseObject(f *testing.F) {
 		obj, err := gcsjson.ParseObject(data)
 		if err == nil && obj.Generation <= 0 {
 			t.Fatalf("accepted generation %d", obj.Generation)
+		}
+	})
+}
+
+// The hand-written JSON string encoder of uploads agrees with encoding/json.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `quo"te`, `back\slash`, "nul\x00", "tab\t", "ünï", "\xff\xfe", "\u2028", "🔒"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		enc := gcsjson.AppendJSONString(nil, s)
+		var got, want string
+		if err := json.Unmarshal(enc, &got); err != nil {
+			t.Fatalf("%q encodes as %s, which is not JSON: %v", s, enc, err)
+		}
+		std, _ := json.Marshal(s)
+		json.Unmarshal(std, &want)
+		if got != want {
+			t.Fatalf("%q round-trips as %q; through encoding/json, as %q", s, got, want)
 		}
 	})
 }

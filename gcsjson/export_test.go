@@ -1,0 +1,4 @@
+package gcsjson
+
+// AppendJSONString is exported for the fuzz test.
+var AppendJSONString = appendJSONString
