@@ -17,9 +17,8 @@ import (
 // it. A Lease that is dropped without Release keeps the lock until its
 // goroutine fails to refresh it. Its methods are safe for concurrent use.
 type Lease struct {
-	m      *Mutex
-	rec    record        // what every write of this lease stores...
-	upload gcsjson.Write // ...encoded once
+	m   *Mutex
+	rec record // what every write of this lease stores
 
 	// ctx is cancelled, with cause ErrLost or ErrAlreadyReleased, when the
 	// lease ends; Done is its Done channel.
@@ -56,7 +55,6 @@ func (m *Mutex) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease
 	l := &Lease{
 		m:        m,
 		rec:      rec,
-		upload:   rec.write(),
 		exited:   make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		gen:      obj.Generation,
@@ -136,7 +134,7 @@ const maxRecoveries = 3
 
 func (l *Lease) refreshLocked(ctx context.Context) error {
 	return l.write(ctx, "refresh", func(ctx context.Context, gen int64) error {
-		obj, err := l.m.client.Insert(ctx, l.m.bucket, l.m.name, gen, l.upload)
+		obj, err := l.m.client.Insert(ctx, l.m.bucket, l.m.name, gen, l.rec.write())
 		if err == nil {
 			l.extend(obj)
 		}
