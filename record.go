@@ -51,14 +51,21 @@ func (r record) write() gcsjson.Write {
 // zero: the object may not have been written by dimutex.
 func readRecord(md map[string]string) record {
 	r := record{lease: md[keyLease], owner: md[keyOwner]}
-	if ms, err := strconv.ParseInt(md[keyTTL], 10, 64); err == nil && ms > 0 && ms <= int64(maxTTL/time.Millisecond) {
-		r.ttl = time.Duration(ms) * time.Millisecond
+	// Absent keys are skipped rather than parsed: a parse error allocates.
+	if v := md[keyTTL]; v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 && ms <= int64(maxTTL/time.Millisecond) {
+			r.ttl = time.Duration(ms) * time.Millisecond
+		}
 	}
-	if t, err := strconv.ParseInt(md[keyToken], 10, 64); err == nil && t > 0 {
-		r.token = t
+	if v := md[keyToken]; v != "" {
+		if t, err := strconv.ParseInt(v, 10, 64); err == nil && t > 0 {
+			r.token = t
+		}
 	}
-	if t, err := time.Parse(time.RFC3339Nano, md[keyAcquired]); err == nil {
-		r.acquired = t
+	if v := md[keyAcquired]; v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			r.acquired = t
+		}
 	}
 	return r
 }
