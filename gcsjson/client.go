@@ -327,13 +327,22 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	token := randomHex()
 	isWrite := cl.method != http.MethodGet
 	var mayHaveApplied bool
+	var firstSent time.Time
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			// Nothing was sent this time.
 			return nil, &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt - 1, Err: err, MayHaveApplied: mayHaveApplied}
 		}
 		resp, status, err := c.attempt(ctx, cl, token)
+		if attempt == 1 && resp != nil {
+			firstSent = resp.sentAt
+		}
 		if err == nil && status/100 == 2 {
+			if isWrite {
+				// An earlier attempt may have landed and this answer be
+				// GCS's replay of it: the write is as old as the first.
+				resp.sentAt = firstSent
+			}
 			return resp, nil
 		}
 		fail := &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt}
@@ -348,6 +357,9 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 		case err != nil:
 			fail.Err = err
 			retry, ambiguous = transientError(err)
+			if status/100 == 2 {
+				ambiguous = true // the write was applied; only its answer is unreadable
+			}
 		default:
 			e := ParseError(status, resp.body)
 			fail.Code, fail.Reason, fail.Message = e.Code, e.Reason, e.Message
@@ -409,17 +421,19 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response
 			return nil, 0, &authError{err}
 		}
 	}
-	sentAt := time.Now()
+	r := &response{call: cl, sentAt: time.Now()}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return r, 0, err
 	}
 	defer resp.Body.Close()
-	data, err := readLimited(resp.Body, resp.ContentLength, c.maxBody)
-	if err != nil {
-		return nil, 0, err
+	r.header = resp.Header
+	r.body, err = readLimited(resp.Body, resp.ContentLength, c.maxBody)
+	if err != nil && resp.StatusCode/100 != 2 && errors.Is(err, ErrResponseTooLarge) {
+		// An error's body only serves its message: the start of it will do.
+		err = nil
 	}
-	return &response{call: cl, header: resp.Header, body: data, sentAt: sentAt}, resp.StatusCode, nil
+	return r, resp.StatusCode, err
 }
 
 // acceptJSON is the Accept header of every request. Header values are
@@ -435,9 +449,13 @@ func (e *authError) Error() string { return "authorizing request: " + e.err.Erro
 // Unwrap returns the Authorizer's error.
 func (e *authError) Unwrap() error { return e.err }
 
+// readLimited reads a response body of at most limit bytes. A larger body is
+// an error wrapping ErrResponseTooLarge, returned with its first bytes (at
+// most maxMessage of them), and is not read further.
 func readLimited(r io.Reader, contentLength, limit int64) ([]byte, error) {
 	if contentLength > limit {
-		return nil, fmt.Errorf("%w: Content-Length %d exceeds the limit of %d bytes", ErrResponseTooLarge, contentLength, limit)
+		head, _ := io.ReadAll(io.LimitReader(r, maxMessage))
+		return head, fmt.Errorf("%w: Content-Length %d exceeds the limit of %d bytes", ErrResponseTooLarge, contentLength, limit)
 	}
 	if contentLength >= 0 {
 		// net/http holds the body to its Content-Length: read it in one go.
@@ -452,7 +470,7 @@ func readLimited(r io.Reader, contentLength, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: body exceeds the limit of %d bytes", ErrResponseTooLarge, limit)
+		return data[:min(len(data), maxMessage)], fmt.Errorf("%w: body exceeds the limit of %d bytes", ErrResponseTooLarge, limit)
 	}
 	return data, nil
 }
@@ -471,7 +489,9 @@ func transientStatus(code int) (retry, ambiguous bool) {
 }
 
 // transientError says whether a transport failure is worth retrying and
-// whether the request may nonetheless have been applied.
+// whether the request may nonetheless have been applied. A failure it does
+// not recognise is not retried, but counts as possibly applied unless the
+// request provably never left.
 func transientError(err error) (retry, ambiguous bool) {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
@@ -479,7 +499,8 @@ func transientError(err error) (retry, ambiguous bool) {
 	case errors.Is(err, ErrResponseTooLarge):
 		return false, false
 	case errors.As(err, new(*authError)):
-		return false, false
+		// No request was sent; a token fetch that timed out may be retried.
+		return errors.Is(err, context.DeadlineExceeded), false
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return true, false // nothing reached the server
 	case errors.As(err, &dnsErr):
@@ -489,7 +510,8 @@ func transientError(err error) (retry, ambiguous bool) {
 		errors.Is(err, syscall.ECONNABORTED),
 		errors.Is(err, syscall.EPIPE),
 		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, io.EOF):
+		errors.Is(err, io.EOF),
+		isHTTP2Reset(err):
 		return true, true
 	case errors.As(err, &opErr):
 		return true, opErr.Op != "dial"
@@ -498,7 +520,15 @@ func transientError(err error) (retry, ambiguous bool) {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true, true
 	}
-	return false, false
+	return false, true
+}
+
+// isHTTP2Reset reports a stream reset, GOAWAY or lost connection of
+// net/http's HTTP/2 transport, whose error types are not exported.
+func isHTTP2Reset(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "stream error") || strings.Contains(s, "GOAWAY") ||
+		strings.Contains(s, "http2: client connection lost") || strings.Contains(s, "http2: client connection force closed")
 }
 
 // randomHex returns 128 random bits, hex-encoded: idempotency tokens and

@@ -310,3 +310,60 @@ func TestNewRefusesBadConfig(t *testing.T) {
 type authorizerFunc func(context.Context, *http.Request) error
 
 func (f authorizerFunc) Authorize(ctx context.Context, r *http.Request) error { return f(ctx, r) }
+
+// A write that needed retries is dated from its first attempt, the earliest
+// moment any attempt could have landed.
+func TestWriteSentAtIsFirstAttempt(t *testing.T) {
+	t.Parallel()
+	p, front := proxied(t)
+	c := newClient(t, front, nil)
+	p.Add(faultproxy.Rule{Fault: faultproxy.Status429, Next: 1}) // the retry waits >= 1s
+	start := time.Now()
+	obj, err := c.Insert(ctx(t), gcstest.Bucket, "dated", 0, gcsjson.Write{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("Insert took %v; the 429 should have delayed the retry by a second", took)
+	}
+	if d := obj.SentAt.Sub(start); d < 0 || d > 500*time.Millisecond {
+		t.Errorf("SentAt is %v after the call began, want the first attempt's time", d)
+	}
+}
+
+// HTTP/2 stream resets are retried, and count as possibly applied.
+func TestHTTP2StreamResetRetried(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			panic(http.ErrAbortHandler) // RST_STREAM on HTTP/2
+		}
+		io.WriteString(w, `{"name":"x","bucket":"b","generation":"7","updated":"2026-01-02T03:04:05Z"}`)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, srv.Client().Transport)
+	if _, err := c.Insert(ctx(t), "bucket", "x", 0, gcsjson.Write{}); err != nil {
+		t.Fatalf("Insert after a stream reset = %v, want success on retry", err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d attempts, want 2", n)
+	}
+}
+
+// A 2xx to a write whose body cannot be read was still applied.
+func TestUnreadableSuccessMayHaveApplied(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat(" ", 2<<20))
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, nil)
+	_, err := c.Insert(ctx(t), "bucket", "x", 0, gcsjson.Write{})
+	var ge *gcsjson.Error
+	if !errors.As(err, &ge) || !errors.Is(err, gcsjson.ErrResponseTooLarge) || !ge.MayHaveApplied {
+		t.Fatalf("Insert answered 200 with an oversized body = %#v, want ErrResponseTooLarge with MayHaveApplied", err)
+	}
+}
