@@ -33,10 +33,21 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 		writes    int
 		firstSent time.Time // when the first write that may have landed was sent
 	)
+	// fail ends the acquisition with err, first removing a lock of ours
+	// that may have landed unseen. If ctx has ended, err says so first.
+	fail := func(err error) (*Lease, error) {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("dimutex: acquire: %w (then: %w)", ctxErr, err)
+		}
+		if !firstSent.IsZero() {
+			m.cleanup(ctx, rec)
+		}
+		return nil, err
+	}
 	for {
 		if write {
 			if !wait && writes == tryWrites {
-				return nil, fmt.Errorf("%w: lost %d races to acquire %s", ErrAlreadyAcquired, writes, m)
+				return fail(fmt.Errorf("%w: lost %d races to acquire %q", ErrAlreadyAcquired, writes, m.String()))
 			}
 			writes++
 			sent := time.Now()
@@ -47,11 +58,8 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			if mayHaveApplied(err) && firstSent.IsZero() {
 				firstSent = sent
 			}
-			if ctx.Err() != nil {
-				return nil, m.abandon(ctx, rec, firstSent, err)
-			}
-			if !gcsjson.IsPreconditionFailed(err) && !mayHaveApplied(err) {
-				return nil, fmt.Errorf("dimutex: acquire: %w", err)
+			if ctx.Err() != nil || !gcsjson.IsPreconditionFailed(err) && !mayHaveApplied(err) {
+				return fail(fmt.Errorf("dimutex: acquire: %w", err))
 			}
 		}
 		write = false
@@ -60,10 +68,8 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 		case gcsjson.IsNotFound(err):
 			match, write = 0, true
 			continue
-		case err != nil && ctx.Err() != nil:
-			return nil, m.abandon(ctx, rec, firstSent, err)
 		case err != nil:
-			return nil, fmt.Errorf("dimutex: acquire: %w", err)
+			return fail(fmt.Errorf("dimutex: acquire: %w", err))
 		}
 		holder := readRecord(obj.Metadata)
 		if holder.lease == rec.lease {
@@ -72,8 +78,12 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 				return m.newLease(holder, obj, firstSent), nil
 			}
 			// Ours, but its deadline is unknown or past: renew it with a
-			// compare-and-swap before trusting it.
-			rec.token, rec.acquired = obj.Generation, obj.TimeCreated
+			// compare-and-swap before trusting it, keeping its token.
+			rec.token = holder.tokenOf(obj)
+			rec.acquired = holder.acquired
+			if rec.acquired.IsZero() {
+				rec.acquired = obj.TimeCreated
+			}
 			upload = rec.write()
 			match, write = obj.Generation, true
 			continue
@@ -86,13 +96,13 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			continue
 		}
 		if !wait {
-			return nil, heldError(m, holder, obj, left)
+			return fail(heldError(m, holder, obj, left))
 		}
 		t := time.NewTimer(w.pause(left))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, m.abandon(ctx, rec, firstSent, ctx.Err())
+			return fail(fmt.Errorf("dimutex: acquire: %w", ctx.Err()))
 		case <-t.C:
 		}
 	}
@@ -109,25 +119,21 @@ func mayHaveApplied(err error) bool {
 	return errors.As(err, &e) && e.MayHaveApplied
 }
 
-// abandon ends an acquisition that ctx cut short. If a write of ours may have
-// landed, it makes a brief best-effort attempt to delete it, so that the
-// lock is not left held by nobody until its TTL runs out.
-func (m *Mutex) abandon(ctx context.Context, rec record, firstSent time.Time, cause error) error {
-	err := fmt.Errorf("dimutex: acquire: %w", cause)
-	if firstSent.IsZero() {
-		return err
-	}
+// cleanup makes a brief best-effort attempt to delete the lock if it
+// carries rec's lease id: a write of an acquisition that is giving up
+// landed although its answer was lost. Otherwise the lock would be held by
+// nobody until its TTL ran out.
+func (m *Mutex) cleanup(ctx context.Context, rec record) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	obj, gerr := m.client.Get(cctx, m.bucket, m.name)
-	if gerr != nil || readRecord(obj.Metadata).lease != rec.lease {
-		return err
+	obj, err := m.client.Get(cctx, m.bucket, m.name)
+	if err != nil || readRecord(obj.Metadata).lease != rec.lease {
+		return
 	}
-	if derr := m.client.Delete(cctx, m.bucket, m.name, obj.Generation); derr != nil {
-		m.log.Warn("dimutex: could not remove the lock acquired by a cancelled Acquire; it expires after its TTL",
-			slog.String("error", derr.Error()))
+	if err := m.client.Delete(cctx, m.bucket, m.name, obj.Generation); err != nil {
+		m.log.Warn("dimutex: could not remove a lock left by an abandoned acquisition; it expires after its TTL",
+			slog.String("error", err.Error()))
 	}
-	return err
 }
 
 // cleanupTimeout bounds the cleanup after a cancelled Acquire.

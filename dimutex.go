@@ -329,22 +329,25 @@ func (m *Mutex) TryAcquire(ctx context.Context) (*Lease, error) { return m.acqui
 // lock. The ctx passed to fn is cancelled, with cause ErrLost, if the lease
 // is lost while fn runs. Do returns fn's error joined with Release's: an
 // error matching ErrLost means fn may not have run alone.
-func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+func (m *Mutex) Do(ctx context.Context, fn func(ctx context.Context) error) (err error) {
 	l, err := m.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(l.ctx, func() { cancel(context.Cause(l.ctx)) })
-	ferr := fn(fctx)
-	stop()
-	cancel(nil)
-	// Release even if ctx has ended; the lease's deadline bounds it.
-	rerr := l.Release(context.WithoutCancel(ctx))
-	if errors.Is(rerr, ErrAlreadyReleased) {
-		rerr = nil // fn released it itself
-	}
-	return errors.Join(ferr, rerr)
+	// Deferred, so that a panic in fn releases the lock too.
+	defer func() {
+		stop()
+		cancel(nil)
+		// Release even if ctx has ended; the lease's deadline bounds it.
+		rerr := l.Release(context.WithoutCancel(ctx))
+		if errors.Is(rerr, ErrAlreadyReleased) {
+			rerr = nil // fn released it itself
+		}
+		err = errors.Join(err, rerr)
+	}()
+	return fn(fctx)
 }
 
 // newLeaseID returns 128 random bits, hex-encoded.

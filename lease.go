@@ -2,6 +2,7 @@ package dimutex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,7 +32,9 @@ type Lease struct {
 	refreshCtx    context.Context
 	cancelRefresh context.CancelFunc
 
-	writeMu sync.Mutex // held for each write, so writes never race each other
+	// writing holds a token while a write is under way, so that the
+	// lease's writes never race each other; waiting for it heeds ctx.
+	writing chan struct{}
 
 	mu        sync.Mutex // guards the fields below
 	gen       int64      // generation of the lease's latest write
@@ -57,6 +60,7 @@ func (m *Mutex) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease
 		rec:      rec,
 		exited:   make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		writing:  make(chan struct{}, 1),
 		gen:      obj.Generation,
 		lastSent: sent,
 		deadline: m.deadline(sent),
@@ -100,8 +104,10 @@ func (l *Lease) Deadline() time.Time {
 // deadline passes. It returns an error matching ErrLost if the lease is gone,
 // and ErrAlreadyReleased after Release.
 func (l *Lease) Refresh(ctx context.Context) error {
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
+	if err := l.lockWrites(ctx); err != nil {
+		return fmt.Errorf("dimutex: refresh: %w", err)
+	}
+	defer l.unlockWrites()
 	return l.refreshLocked(ctx)
 }
 
@@ -119,31 +125,52 @@ func (l *Lease) Release(ctx context.Context) error {
 	l.cancelRefresh() // an in-flight refresh is abandoned, not lost
 	l.poke()
 
-	l.writeMu.Lock()
+	if err := l.lockWrites(ctx); err != nil {
+		return fmt.Errorf("dimutex: release: %w", err)
+	}
 	err := l.releaseLocked(ctx)
-	l.writeMu.Unlock()
+	l.unlockWrites()
 	if l.ctx.Err() != nil {
 		<-l.exited // no goroutine outlives the lease
 	}
 	return err
 }
 
+// lockWrites waits until no other write of the lease is under way, or ctx
+// ends.
+func (l *Lease) lockWrites(ctx context.Context) error {
+	select {
+	case l.writing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Lease) unlockWrites() { <-l.writing }
+
 // maxRecoveries bounds how often one call adopts a generation of ours that
 // it learned of by a read, before it gives up.
 const maxRecoveries = 3
 
 func (l *Lease) refreshLocked(ctx context.Context) error {
-	return l.write(ctx, "refresh", func(ctx context.Context, gen int64) error {
+	err := l.write(ctx, "refresh", func(ctx context.Context, gen int64) error {
 		obj, err := l.m.client.Insert(ctx, l.m.bucket, l.m.name, gen, l.rec.write())
 		if err == nil {
 			l.extend(obj)
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// A loss declared while the write was under way stands.
+	_, _, err = l.state()
+	return err
 }
 
 func (l *Lease) releaseLocked(ctx context.Context) error {
-	return l.write(ctx, "release", func(ctx context.Context, gen int64) error {
+	err := l.write(ctx, "release", func(ctx context.Context, gen int64) error {
 		err := l.m.client.Delete(ctx, l.m.bucket, l.m.name, gen)
 		switch {
 		case err == nil:
@@ -155,6 +182,14 @@ func (l *Lease) releaseLocked(ctx context.Context) error {
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// Released by this call, unless a loss was declared first.
+	if _, _, err := l.state(); !errors.Is(err, ErrAlreadyReleased) {
+		return err
+	}
+	return nil
 }
 
 // write sends one of the lease's writes, a compare-and-swap on its current
@@ -209,11 +244,15 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64, de
 		l.mu.Lock()
 		gone := l.maybeGone
 		l.mu.Unlock()
-		if op == "release" && gone {
-			l.finish(ErrAlreadyReleased, ErrAlreadyReleased) // our delete landed; its answer was lost
+		if !gone {
+			return false, l.lose("the lock object was deleted by someone else")
+		}
+		// A delete of ours landed although its answer was lost.
+		l.finish(ErrAlreadyReleased, ErrAlreadyReleased)
+		if op == "release" {
 			return false, nil
 		}
-		return false, l.lose("the lock object was deleted by someone else")
+		return false, ErrAlreadyReleased
 	case gerr != nil && expired():
 		return false, l.lose(fmt.Sprintf("its deadline passed during %s (%v)", op, gerr))
 	case gerr != nil:
@@ -253,6 +292,7 @@ func (l *Lease) extend(obj *gcsjson.Object) {
 		l.lastSent = obj.SentAt
 		l.deadline = l.m.deadline(obj.SentAt)
 		l.failures = 0
+		l.maybeGone = false // a write of ours landed after any delete
 		l.refreshAt = l.m.nextRefresh(obj.SentAt, 0, time.Now())
 	}
 	l.mu.Unlock()
@@ -333,9 +373,11 @@ func (l *Lease) next() (time.Time, bool) {
 }
 
 func (l *Lease) backgroundRefresh() {
-	l.writeMu.Lock()
+	if l.lockWrites(l.refreshCtx) != nil {
+		return // being released, or ended
+	}
 	err := l.refreshLocked(l.refreshCtx)
-	l.writeMu.Unlock()
+	l.unlockWrites()
 	if err == nil || l.refreshCtx.Err() != nil {
 		return // refreshed, or ended, or being released
 	}

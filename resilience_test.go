@@ -368,3 +368,70 @@ func TestCancelledAcquireCleansUp(t *testing.T) {
 		t.Errorf("the cancelled Acquire left its lock behind: %v", obj.Metadata)
 	}
 }
+
+// Refresh and Release heed their ctx while another write of the lease is
+// under way: here, writes that hang.
+func TestLeaseCallsHeedCtxWhileAnotherWriteRuns(t *testing.T) {
+	t.Parallel()
+	f := newFaultyEnv(t, 11)
+	l := acquire(t, f.mutex("busy", nil, dimutex.WithTTL(4*time.Second), dimutex.WithRefreshInterval(100*time.Millisecond),
+		dimutex.WithAttemptTimeout(10*time.Second)))
+	f.proxy.Add(faultproxy.Rule{Methods: faultproxy.MethodPost, Fault: faultproxy.Hang})
+	quick := func(name string, call func(context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := call(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+			t.Errorf("%s = %v after %v, want DeadlineExceeded within about 200ms", name, err, time.Since(start))
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the background refresh now hangs
+	quick("Refresh while the background refresh hangs", l.Refresh)
+
+	// Release abandons a background refresh, but waits for a caller's.
+	hung, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Refresh(hung) }()
+	time.Sleep(300 * time.Millisecond)
+	quick("Release while a caller's Refresh hangs", l.Release)
+	f.proxy.Clear()
+	stop()
+	<-done
+	if err := l.Release(ctxT(t)); err != nil {
+		t.Fatalf("Release, once nothing hangs: %v", err)
+	}
+}
+
+// A panic in Do's function still releases the lock.
+func TestDoReleasesOnPanic(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := e.mutex("panicky", nil)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not propagate")
+			}
+		}()
+		m.Do(ctxT(t), func(context.Context) error { panic("boom") })
+	}()
+	if e.object("panicky") != nil {
+		t.Error("the lock survived a panic in Do's function")
+	}
+}
+
+// An Acquire whose ctx ends during a request reports the ctx's error.
+func TestAcquireCtxErrorComesFirst(t *testing.T) {
+	t.Parallel()
+	f := newFaultyEnv(t, 12)
+	l := acquire(t, f.mutex("first", nil))
+	defer l.Release(context.Background())
+	f.proxy.Add(faultproxy.Rule{Methods: faultproxy.MethodPost, Fault: faultproxy.Latency, Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	_, err := f.mutex("first", nil, dimutex.WithAttemptTimeout(5*time.Second)).TryAcquire(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("TryAcquire = %v, want DeadlineExceeded", err)
+	}
+}
