@@ -100,9 +100,10 @@ func (l *Lease) Deadline() time.Time {
 }
 
 // Refresh extends the lease now, by a compare-and-swap write of its current
-// generation. It retries transient failures until ctx ends or the lease's
-// deadline passes. It returns an error matching ErrLost if the lease is gone,
-// and ErrAlreadyReleased after Release.
+// generation. It waits for any other write of the lease to finish, and
+// retries transient failures, until ctx ends or the lease's deadline
+// passes. It returns an error matching ErrLost if the lease is gone, and
+// ErrAlreadyReleased after Release.
 func (l *Lease) Refresh(ctx context.Context) error {
 	if err := l.lockWrites(ctx); err != nil {
 		return fmt.Errorf("dimutex: refresh: %w", err)
