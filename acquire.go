@@ -52,8 +52,16 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			writes++
 			sent := time.Now()
 			obj, err := m.client.Insert(ctx, m.bucket, m.name, match, upload)
-			if err == nil {
+			if err == nil && time.Now().Before(m.deadline(obj.SentAt)) {
 				return m.newLease(rec, obj, obj.SentAt), nil
+			}
+			if err == nil {
+				// Ours, but retries took so long that the lease it began
+				// has run out: renew it before trusting it.
+				rec.token, rec.acquired = rec.tokenOf(obj), obj.TimeCreated
+				upload = rec.write()
+				match, firstSent = obj.Generation, obj.SentAt
+				continue
 			}
 			if mayHaveApplied(err) && firstSent.IsZero() {
 				firstSent = sent

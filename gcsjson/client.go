@@ -327,21 +327,18 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	token := randomHex()
 	isWrite := cl.method != http.MethodGet
 	var mayHaveApplied bool
-	var firstSent time.Time
+	var firstMaybe time.Time // when the first attempt that may have landed was sent
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			// Nothing was sent this time.
 			return nil, &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt - 1, Err: err, MayHaveApplied: mayHaveApplied}
 		}
 		resp, status, err := c.attempt(ctx, cl, token)
-		if attempt == 1 && resp != nil {
-			firstSent = resp.sentAt
-		}
 		if err == nil && status/100 == 2 {
-			if isWrite {
+			if !firstMaybe.IsZero() {
 				// An earlier attempt may have landed and this answer be
-				// GCS's replay of it: the write is as old as the first.
-				resp.sentAt = firstSent
+				// GCS's replay of it: the write is as old as that attempt.
+				resp.sentAt = firstMaybe
 			}
 			return resp, nil
 		}
@@ -364,6 +361,9 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			e := ParseError(status, resp.body)
 			fail.Code, fail.Reason, fail.Message = e.Code, e.Reason, e.Message
 			retry, ambiguous = transientStatus(status)
+		}
+		if ambiguous && isWrite && !mayHaveApplied && resp != nil {
+			firstMaybe = resp.sentAt
 		}
 		mayHaveApplied = mayHaveApplied || ambiguous && isWrite
 		fail.MayHaveApplied = mayHaveApplied

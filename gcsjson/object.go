@@ -26,9 +26,9 @@ type Object struct {
 	// second. It is zero when the header is missing or malformed.
 	ServerTime time.Time
 	// SentAt is the local time, with its monotonic reading, at which the
-	// request was sent. For a write it is the first attempt's: a retry's
-	// success may be GCS replaying an earlier attempt that landed, so the
-	// write may be that old.
+	// request was sent. For a write that needed retries it is the send time
+	// of the first attempt that may have landed: a retry's success may be
+	// GCS replaying that attempt, so the write may be that old.
 	SentAt time.Time
 }
 
