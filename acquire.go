@@ -32,6 +32,7 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 		write     = true
 		writes    int
 		firstSent time.Time // when the first write that may have landed was sent
+		renewed   bool      // a write of ours was renewed after its lease ran out
 	)
 	// fail ends the acquisition with err, first removing a lock of ours
 	// that may have landed unseen. If ctx has ended, err says so first.
@@ -52,15 +53,17 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			writes++
 			sent := time.Now()
 			obj, err := m.client.Insert(ctx, m.bucket, m.name, match, upload)
-			if err == nil && time.Now().Before(m.deadline(obj.SentAt)) {
+			if err == nil && (renewed || time.Now().Before(m.deadline(obj.SentAt))) {
+				// A lease that has run out even so (a TTL shorter than a
+				// round trip) ends at once, as its deadline says.
 				return m.newLease(rec, obj, obj.SentAt), nil
 			}
 			if err == nil {
 				// Ours, but retries took so long that the lease it began
-				// has run out: renew it before trusting it.
+				// has run out: renew it, once, before trusting it.
 				rec.token, rec.acquired = rec.tokenOf(obj), obj.TimeCreated
 				upload = rec.write()
-				match, firstSent = obj.Generation, obj.SentAt
+				match, firstSent, renewed = obj.Generation, obj.SentAt, true
 				continue
 			}
 			if mayHaveApplied(err) && firstSent.IsZero() {
@@ -87,6 +90,7 @@ func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
 			}
 			// Ours, but its deadline is unknown or past: renew it with a
 			// compare-and-swap before trusting it, keeping its token.
+			renewed = true
 			rec.token = holder.tokenOf(obj)
 			rec.acquired = holder.acquired
 			if rec.acquired.IsZero() {
