@@ -80,11 +80,12 @@ func (w *waiter) pause(left time.Duration) time.Duration {
 // deadline returns a lease's deadline for a write sent at sent.
 func (m *Mutex) deadline(sent time.Time) time.Time { return sent.Add(m.ttl) }
 
-// nextRefresh returns when a lease whose last write was sent at sent should
-// refresh, after failures consecutive failed refreshes.
-func (m *Mutex) nextRefresh(sent time.Time, failures int, now time.Time) time.Time {
-	if failures == 0 {
-		return sent.Add(m.refresh)
-	}
+// refreshAt returns when a lease whose last write was sent at sent should
+// refresh.
+func (m *Mutex) refreshAt(sent time.Time) time.Time { return sent.Add(m.refresh) }
+
+// retryRefreshAt returns when a lease should try to refresh again after
+// failures consecutive failed refreshes.
+func (m *Mutex) retryRefreshAt(failures int, now time.Time) time.Time {
 	return now.Add(backoff.Equal(backoff.Step(m.backoffMin, m.backoffMax, failures-1)))
 }

@@ -38,8 +38,7 @@ type Lease struct {
 
 	mu        sync.Mutex // guards the fields below
 	gen       int64      // generation of the lease's latest write
-	lastSent  time.Time  // when that write was sent
-	deadline  time.Time  // lastSent + TTL, by the monotonic clock
+	deadline  time.Time  // when that write was sent, plus the TTL, by the monotonic clock
 	refreshAt time.Time  // when the refresher should write next
 	failures  int        // consecutive failed background refreshes
 	releasing bool       // Release was called: refresh no more
@@ -62,12 +61,11 @@ func (m *Mutex) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease
 		wake:     make(chan struct{}, 1),
 		writing:  make(chan struct{}, 1),
 		gen:      obj.Generation,
-		lastSent: sent,
 		deadline: m.deadline(sent),
 	}
 	l.ctx, l.end = context.WithCancelCause(context.Background())
 	l.refreshCtx, l.cancelRefresh = context.WithCancel(context.Background())
-	l.refreshAt = m.nextRefresh(sent, 0, time.Now())
+	l.refreshAt = m.refreshAt(sent)
 	m.log.Debug("dimutex: acquired", slog.Int64("token", rec.token), slog.String("owner", rec.owner))
 	go l.run()
 	return l
@@ -290,11 +288,10 @@ func (l *Lease) extend(obj *gcsjson.Object) {
 	l.mu.Lock()
 	if l.err == nil {
 		l.gen = obj.Generation
-		l.lastSent = obj.SentAt
 		l.deadline = l.m.deadline(obj.SentAt)
 		l.failures = 0
 		l.maybeGone = false // a write of ours landed after any delete
-		l.refreshAt = l.m.nextRefresh(obj.SentAt, 0, time.Now())
+		l.refreshAt = l.m.refreshAt(obj.SentAt)
 	}
 	l.mu.Unlock()
 	l.poke()
@@ -385,7 +382,7 @@ func (l *Lease) backgroundRefresh() {
 	// Not a loss (say, a 403): try again after a backoff, until the deadline.
 	l.mu.Lock()
 	l.failures++
-	l.refreshAt = l.m.nextRefresh(l.lastSent, l.failures, time.Now())
+	l.refreshAt = l.m.retryRefreshAt(l.failures, time.Now())
 	l.mu.Unlock()
 	l.m.log.Warn("dimutex: refresh failed; retrying until the lease's deadline",
 		slog.Int64("token", l.rec.token), slog.String("error", err.Error()))
