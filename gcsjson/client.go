@@ -298,7 +298,14 @@ type call struct {
 	contentType        string
 }
 
-// response is a 2xx answer to a call.
+// error returns the *Error of a call that failed after attempts attempts;
+// the caller fills in why.
+func (cl *call) error(attempts int) *Error {
+	return &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempts}
+}
+
+// response is what one attempt got back: its send time, and the status's
+// headers and body if an answer arrived.
 type response struct {
 	call   *call
 	header http.Header
@@ -310,7 +317,9 @@ func (r *response) object() (*Object, error) {
 	o, err := ParseObject(r.body)
 	if err != nil {
 		// A 2xx to a write means it was applied, whatever the body says.
-		return nil, &Error{Op: r.call.op, Bucket: r.call.bucket, Object: r.call.object, Err: err, MayHaveApplied: r.call.method != http.MethodGet}
+		e := r.call.error(1)
+		e.Err, e.MayHaveApplied = err, r.call.method != http.MethodGet
+		return nil, e
 	}
 	if d, err := http.ParseTime(r.header.Get("Date")); err == nil {
 		o.ServerTime = d
@@ -331,7 +340,9 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			// Nothing was sent this time.
-			return nil, &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt - 1, Err: err, MayHaveApplied: mayHaveApplied}
+			e := cl.error(attempt - 1)
+			e.Err, e.MayHaveApplied = err, mayHaveApplied
+			return nil, e
 		}
 		resp, status, err := c.attempt(ctx, cl, token)
 		if err == nil && status/100 == 2 {
@@ -342,7 +353,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			}
 			return resp, nil
 		}
-		fail := &Error{Op: cl.op, Bucket: cl.bucket, Object: cl.object, Attempts: attempt}
+		fail := cl.error(attempt)
 		var retry, ambiguous bool
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -375,7 +386,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			delay = max(delay, RateLimitBackoff)
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "gcsjson: retrying",
-			slog.String("op", cl.op), slog.String("object", "gs://"+cl.bucket+"/"+cl.object),
+			slog.String("op", cl.op), slog.String("object", objectRef(cl.bucket, cl.object)),
 			slog.Int("attempt", attempt), slog.String("error", fail.Error()), slog.Duration("delay", delay))
 		t := time.NewTimer(delay)
 		select {
