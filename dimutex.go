@@ -278,7 +278,7 @@ func (c *config) check() error {
 		return bad("WithEndpoint", `""`, "the endpoint must not be empty")
 	}
 	if c.owner == "" {
-		c.owner = defaultOwner()
+		c.owner = DefaultOwner()
 	}
 	return checkOwner(c.owner)
 }
@@ -301,7 +301,9 @@ func checkOwner(s string) error {
 	return nil
 }
 
-func defaultOwner() string {
+// DefaultOwner returns the owner a Mutex describes its holder by unless
+// WithOwner says otherwise: "hostname/pid".
+func DefaultOwner() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown-host"

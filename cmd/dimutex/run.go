@@ -445,11 +445,7 @@ func childEnv(environ []string, m *dimutex.Mutex, lease *dimutex.Lease, owner st
 // defaultOwner is the library's default owner, "hostname/pid", followed by
 // the command's name so that `status` says what holds the lock.
 func defaultOwner(command string) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "unknown-host"
-	}
-	return fmt.Sprintf("%s/%d %s", host, os.Getpid(), printable(filepath.Base(command), maxOwnerCommand))
+	return dimutex.DefaultOwner() + " " + printable(filepath.Base(command), maxOwnerCommand)
 }
 
 // printable returns s with control characters, which the library refuses in
