@@ -14,115 +14,223 @@ import (
 // lock that keeps being freed or expiring under it.
 const tryWrites = 3
 
-// acquire runs the acquisition protocol:
+// acquire runs the acquisition protocol on one lock object:
 //
 //  1. Create the object with ifGenerationMatch=0. Success means held.
 //  2. Otherwise read it. If it carries our lease id, a write of ours landed
-//     although its answer was lost: adopt it.
+//     although its answer was lost: adopt it. If it is not a dimutex lock,
+//     stop: it is never overwritten.
 //  3. If the holder's lease has expired by server time, take it over with
 //     ifGenerationMatch=<its generation>, and go to 2 on failure.
 //  4. If it is live, TryAcquire stops; Acquire sleeps and reads again,
 //     writing only once a read shows the object gone or expired.
-func (m *Mutex) acquire(ctx context.Context, wait bool) (*Lease, error) {
-	rec := record{lease: newLeaseID(), ttl: m.ttl, owner: m.owner}
-	upload := rec.write()
-	w := waiter{min: m.backoffMin, max: m.backoffMax}
-	var (
-		match     int64 // ifGenerationMatch of the next write; 0 creates
-		write     = true
-		writes    int
-		firstSent time.Time // when the first write that may have landed was sent
-		renewed   bool      // a write of ours was renewed after its lease ran out
-	)
-	// fail ends the acquisition with err, first removing a lock of ours
-	// that may have landed unseen. If ctx has ended, err says so first.
-	fail := func(err error) (*Lease, error) {
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("dimutex: acquire: %w (then: %w)", ctxErr, err)
-		}
-		if !firstSent.IsZero() {
-			m.cleanup(ctx, rec)
-		}
-		return nil, err
-	}
+func (lk *lock) acquire(ctx context.Context, wait bool, value string) (*Lease, error) {
+	a := lk.newAcquisition(value)
+	w := lk.newWaiter()
+	match, write := int64(0), true // the next write, if any: ifGenerationMatch=match
 	for {
 		if write {
-			if !wait && writes == tryWrites {
-				return fail(fmt.Errorf("%w: lost %d races to acquire %q", ErrAlreadyAcquired, writes, m.String()))
+			if !wait && a.writes == tryWrites {
+				return a.fail(ctx, &heldError{fmt.Sprintf("dimutex: lost %d races to acquire %s; it keeps being taken", a.writes, lk.ref)})
 			}
-			writes++
-			sent := time.Now()
-			obj, err := m.client.Insert(ctx, m.bucket, m.name, match, upload)
-			if err == nil && (renewed || time.Now().Before(m.deadline(obj.SentAt))) {
-				// A lease that has run out even so (a TTL shorter than a
-				// round trip) ends at once, as its deadline says.
-				return m.newLease(rec, obj, obj.SentAt), nil
-			}
-			if err == nil {
-				// Ours, but retries took so long that the lease it began
-				// has run out: renew it, once, before trusting it.
-				rec.token, rec.acquired = rec.tokenOf(obj), obj.TimeCreated
-				upload = rec.write()
-				match, firstSent, renewed = obj.Generation, obj.SentAt, true
+			l, again, err := a.write(ctx, lk, match)
+			switch {
+			case l != nil:
+				return l, nil
+			case again != 0:
+				match = again
 				continue
-			}
-			if mayHaveApplied(err) && firstSent.IsZero() {
-				firstSent = sent
-			}
-			if ctx.Err() != nil || !gcsjson.IsPreconditionFailed(err) && !mayHaveApplied(err) {
-				return fail(fmt.Errorf("dimutex: acquire: %w", err))
+			case ctx.Err() != nil || !gcsjson.IsPreconditionFailed(err) && !mayHaveApplied(err):
+				return a.fail(ctx, fmt.Errorf("dimutex: acquire: %w", err))
 			}
 		}
 		write = false
-		obj, err := m.client.Get(ctx, m.bucket, m.name)
+		a.reads++
+		obj, err := lk.client.Get(ctx, lk.bucket, lk.name)
 		switch {
 		case gcsjson.IsNotFound(err):
-			match, write = 0, true
+			match, write, a.prev = 0, true, nil
 			continue
 		case err != nil:
-			return fail(fmt.Errorf("dimutex: acquire: %w", err))
+			return a.fail(ctx, fmt.Errorf("dimutex: acquire: %w", err))
 		}
 		holder := readRecord(obj.Metadata)
-		if holder.lease == rec.lease {
-			if !firstSent.IsZero() && time.Now().Before(m.deadline(firstSent)) {
-				m.log.Debug("dimutex: adopted an acquisition whose answer was lost", slog.Int64("generation", obj.Generation))
-				return m.newLease(holder, obj, firstSent), nil
-			}
-			// Ours, but its deadline is unknown or past: renew it with a
-			// compare-and-swap before trusting it, keeping its token.
-			renewed = true
-			rec.token = holder.tokenOf(obj)
-			rec.acquired = holder.acquired
-			if rec.acquired.IsZero() {
-				rec.acquired = obj.TimeCreated
-			}
-			upload = rec.write()
-			match, write = obj.Generation, true
+		if l, again := a.ours(lk, holder, obj); l != nil {
+			return l, nil
+		} else if again != 0 {
+			match, write = again, true
 			continue
 		}
-		left := w.expiresIn(obj, holder, m.ttl, time.Now())
+		if !holder.isLock() {
+			return a.fail(ctx, lk.notALock(obj))
+		}
+		w.saw(holder.lease)
+		left := w.expiresIn(0, obj, holder.ttl, lk.margin, time.Now())
 		if left < 0 {
-			m.log.Debug("dimutex: taking over an expired lease",
+			lk.log.Debug("dimutex: taking over an expired lease",
 				slog.String("owner", holder.owner), slog.Int64("generation", obj.Generation))
+			a.prev = &takeover{owner: holder.owner, token: holder.tokenOf(obj), ago: -left}
 			match, write = obj.Generation, true
 			continue
 		}
 		if !wait {
-			return fail(heldError(m, holder, obj, left))
+			return a.fail(ctx, lk.heldError(holder, obj, left))
 		}
-		t := time.NewTimer(w.pause(left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fail(fmt.Errorf("dimutex: acquire: %w", ctx.Err()))
-		case <-t.C:
+		if err := sleep(ctx, w.pause(left)); err != nil {
+			return a.fail(ctx, fmt.Errorf("dimutex: acquire: %w", err))
 		}
 	}
 }
 
-func heldError(m *Mutex, holder record, obj *gcsjson.Object, left time.Duration) error {
-	return fmt.Errorf("%w: %q is held by %q (token %d) for up to %v more",
-		ErrAlreadyAcquired, m.String(), holder.owner, holder.tokenOf(obj), left.Round(time.Millisecond))
+// acquisition is the state of one Acquire, TryAcquire or Campaign, or of a
+// Semaphore's Acquire across its slots.
+type acquisition struct {
+	rec    record        // what the acquiring writes store
+	upload gcsjson.Write // rec, encoded
+	start  time.Time
+	reads  int
+	writes int
+	// prev is the expired lease that the next write takes over, if any.
+	prev *takeover
+	// firstSent is when the first write that may have landed unseen was
+	// sent, to the lock firstAt.
+	firstSent time.Time
+	firstAt   *lock
+	// renewed reports that a lock of ours was renewed by a write after its
+	// lease may have run out: trust it, since its deadline is now known.
+	renewed bool
+	// unseen are the locks to which a write may have landed unseen; an
+	// acquisition that gives up deletes them if they carry its lease id.
+	unseen []*lock
+}
+
+// takeover describes the expired lease that a write takes over.
+type takeover struct {
+	owner string
+	token int64
+	ago   time.Duration
+}
+
+// newAcquisition starts an acquisition whose lease will publish value.
+func (lk *lock) newAcquisition(value string) *acquisition {
+	rec := record{lease: lk.newID(), ttl: lk.ttl, owner: lk.owner, value: value, slots: lk.slots}
+	return &acquisition{rec: rec, upload: rec.write(), start: time.Now()}
+}
+
+// write makes an acquiring write to lk at ifGenerationMatch=match (0
+// creates). It returns the Lease if the lock is now ours; again, if it is
+// ours but must first be renewed by a write at ifGenerationMatch=again;
+// else the write's error.
+func (a *acquisition) write(ctx context.Context, lk *lock, match int64) (l *Lease, again int64, err error) {
+	a.writes++
+	sent := time.Now()
+	obj, err := lk.client.Insert(ctx, lk.bucket, lk.name, match, a.upload)
+	if err == nil {
+		if a.renewed || time.Now().Before(lk.deadline(obj.SentAt)) {
+			// A lease that has run out even so (a TTL shorter than a round
+			// trip) ends at once, as its deadline says.
+			return a.lease(lk, a.rec, obj, obj.SentAt), 0, nil
+		}
+		// Ours, but retries took so long that the lease it began has run
+		// out: renew it, once, before trusting it.
+		a.renew(lk, a.rec, obj)
+		return nil, obj.Generation, nil
+	}
+	if mayHaveApplied(err) {
+		a.maybeLanded(lk, sent)
+	}
+	return nil, 0, err
+}
+
+// maybeLanded records that a write to lk, sent at sent, may have landed.
+func (a *acquisition) maybeLanded(lk *lock, sent time.Time) {
+	if a.firstSent.IsZero() {
+		a.firstSent, a.firstAt = sent, lk
+	}
+	for _, u := range a.unseen {
+		if u == lk {
+			return
+		}
+	}
+	a.unseen = append(a.unseen, lk)
+}
+
+// ours looks at obj, read from lk after a failed write. If it carries our
+// lease id, a write of ours landed unseen: ours returns its Lease if its
+// deadline is known to be ahead, or else the generation at which to renew
+// it. It returns nil, 0 if obj is not ours.
+func (a *acquisition) ours(lk *lock, holder record, obj *gcsjson.Object) (*Lease, int64) {
+	if holder.lease != a.rec.lease {
+		return nil, 0
+	}
+	if a.firstAt == lk && time.Now().Before(lk.deadline(a.firstSent)) {
+		lk.log.Debug("dimutex: adopted an acquisition whose answer was lost", slog.Int64("generation", obj.Generation))
+		return a.lease(lk, holder, obj, a.firstSent), 0
+	}
+	// Ours, but its deadline is unknown or past: renew it with a
+	// compare-and-swap before trusting it, keeping its token.
+	a.renew(lk, holder, obj)
+	return nil, obj.Generation
+}
+
+// renew prepares the write that renews obj, a lock of ours written as rec.
+func (a *acquisition) renew(lk *lock, rec record, obj *gcsjson.Object) {
+	a.rec.token = rec.tokenOf(obj)
+	a.rec.acquired = rec.acquiredAt(obj)
+	a.upload = a.rec.write()
+	a.renewed = true
+	a.maybeLanded(lk, obj.SentAt)
+}
+
+// lease starts the Lease of an acquisition that holds lk, written as rec
+// by a write sent at sent that returned obj.
+func (a *acquisition) lease(lk *lock, rec record, obj *gcsjson.Object, sent time.Time) *Lease {
+	l := lk.newLease(rec, obj, sent)
+	if t := lk.trace; t != nil && t.Acquired != nil {
+		e := AcquireEvent{Lock: lk.ref, Token: l.Token(), Owner: rec.owner,
+			Waited: time.Since(a.start), Reads: a.reads, Writes: a.writes}
+		if p := a.prev; p != nil {
+			e.TookOver, e.PreviousOwner, e.PreviousToken, e.PreviousExpiry = true, p.owner, p.token, p.ago
+		}
+		t.Acquired(e)
+	}
+	return l
+}
+
+// fail ends the acquisition with err, first removing any lock of ours that
+// may have landed unseen. If ctx has ended, err says so first.
+func (a *acquisition) fail(ctx context.Context, err error) (*Lease, error) {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("dimutex: acquire: %w (then: %w)", ctxErr, err)
+	}
+	for _, lk := range a.unseen {
+		lk.cleanup(ctx, a.rec.lease)
+	}
+	return nil, err
+}
+
+// heldError reports a lock held by a live lease. It matches
+// ErrAlreadyAcquired.
+type heldError struct{ msg string }
+
+func (e *heldError) Error() string        { return e.msg }
+func (e *heldError) Is(target error) bool { return target == ErrAlreadyAcquired }
+
+func (lk *lock) heldError(holder record, obj *gcsjson.Object, left time.Duration) error {
+	msg := fmt.Sprintf("dimutex: %s is held by %q (token %d) for up to %v more", lk.ref, holder.owner, holder.tokenOf(obj), round(left))
+	if holder.ttlCapped {
+		msg += fmt.Sprintf(" (its stored TTL is missing or unusable, so it is judged as %v)", MaxTTL)
+	}
+	return &heldError{msg}
+}
+
+// round rounds d for people: to the second, or to the millisecond below a
+// second.
+func round(d time.Duration) time.Duration {
+	if d >= time.Second || d <= -time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // mayHaveApplied reports whether a failed write may nonetheless have landed.
@@ -131,19 +239,31 @@ func mayHaveApplied(err error) bool {
 	return errors.As(err, &e) && e.MayHaveApplied
 }
 
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // cleanup makes a brief best-effort attempt to delete the lock if it
-// carries rec's lease id: a write of an acquisition that is giving up
+// carries the lease id lease: a write of an acquisition that is giving up
 // landed although its answer was lost. Otherwise the lock would be held by
 // nobody until its TTL ran out.
-func (m *Mutex) cleanup(ctx context.Context, rec record) {
+func (lk *lock) cleanup(ctx context.Context, lease string) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	obj, err := m.client.Get(cctx, m.bucket, m.name)
-	if err != nil || readRecord(obj.Metadata).lease != rec.lease {
+	obj, err := lk.client.Get(cctx, lk.bucket, lk.name)
+	if err != nil || readRecord(obj.Metadata).lease != lease {
 		return
 	}
-	if err := m.client.Delete(cctx, m.bucket, m.name, obj.Generation); err != nil {
-		m.log.Warn("dimutex: could not remove a lock left by an abandoned acquisition; it expires after its TTL",
+	if err := lk.client.Delete(cctx, lk.bucket, lk.name, obj.Generation); err != nil {
+		lk.log.Warn("dimutex: could not remove a lock left by an abandoned acquisition; it expires after its TTL",
 			slog.String("error", err.Error()))
 	}
 }

@@ -10,60 +10,87 @@ import (
 // Lease timing.
 //
 // A waiter judges a holder's lease by the server's clock: the lease has
-// expired once serverNow - updated > ttl + clockMargin, where serverNow is
-// the Date header of the read and updated is the holder's last write. Both
+// expired once serverNow - updated > ttl + margin, where serverNow is the
+// Date header of the read and updated is the holder's last write. Both
 // come from GCS, so no local wall clock is trusted.
 //
-// The holder's own deadline is the local monotonic time at which its last
-// successful write was sent, plus ttl. The server stamped that write no
-// earlier than it was sent, so the holder stops trusting its lease no later
-// than any waiter could see it expire, provided the two clocks run at about
-// the same rate.
+// The holder's own deadline is the local time at which its last successful
+// write was sent, plus ttl, by both its monotonic and its wall clock
+// (whichever comes first: the monotonic clock stops while a host is
+// suspended). The server stamped that write no earlier than it was sent,
+// so the holder stops trusting its lease no later than any waiter could see
+// it expire, provided the server's clock runs no faster than the holder's
+// by more than margin over one ttl.
 
 // clockMargin is the safety margin added to a holder's TTL before a waiter
-// may take over.
+// may take over: the documented bound on clock-rate differences is one
+// second per TTL.
 const clockMargin = time.Second
 
 // dateResolution is the resolution of the Date header: the server's clock
 // is up to this much later than the Date it sends.
 const dateResolution = time.Second
 
-// expiresIn returns how long the lease in obj has left, judged by server
-// time; a negative result means it has expired. Without a server time it
-// falls back to the local monotonic clock: the lease expires ttl +
-// clockMargin after seenAt, when this version of the object was first seen.
-func expiresIn(obj *gcsjson.Object, ttl time.Duration, seenAt, now time.Time) time.Duration {
-	if !obj.ServerTime.IsZero() && !obj.Updated.IsZero() {
-		return obj.Updated.Add(ttl + clockMargin).Sub(obj.ServerTime)
+// expiresIn returns how long the lease in obj has left; a negative result
+// means it has expired. It is the earlier of two estimates, each safe on
+// its own:
+//   - by server time, updated + ttl + margin - Date;
+//   - by the reader's monotonic clock, ttl + margin after seenAt, when this
+//     version of the object was first seen (it was written before that).
+//
+// The second is what is left when Date is missing or unreadable, and it
+// bounds the wait when Date has gone backwards or updated is later than
+// Date: a reader never waits more than ttl + margin, by its own clock,
+// for one version of a lock.
+func expiresIn(obj *gcsjson.Object, ttl, margin time.Duration, seenAt, now time.Time) time.Duration {
+	local := seenAt.Add(ttl + margin).Sub(now)
+	if obj.ServerTime.IsZero() || obj.Updated.IsZero() {
+		return local
 	}
-	return seenAt.Add(ttl + clockMargin).Sub(now)
+	return min(obj.Updated.Add(ttl+margin).Sub(obj.ServerTime), local)
 }
 
-// waiter is the state of an Acquire that polls a live lease.
+// waiter is the state of a caller that polls live leases: an Acquire, a
+// Semaphore's Acquire, or an Election's Observe.
 type waiter struct {
 	min, max time.Duration
-	polls    int       // polls since the holder changed
-	holder   string    // the lease id seen last
-	gen      int64     // the generation seen last...
-	updated  time.Time // ...with its updated time...
-	seenAt   time.Time // ...first seen at this local time
+	jitter   backoff.Jitter
+	polls    int        // polls since the holders changed
+	holders  string     // who held the lock (or slots) at the last poll
+	seen     []sighting // per object polled: one for a Mutex, one per slot
 }
 
-// expiresIn records a read of the lock and returns how long the holder's
-// lease has left; see the package-level expiresIn.
-func (w *waiter) expiresIn(obj *gcsjson.Object, holder record, ownTTL time.Duration, now time.Time) time.Duration {
-	if obj.Generation != w.gen || !obj.Updated.Equal(w.updated) {
-		w.gen, w.updated, w.seenAt = obj.Generation, obj.Updated, now
+// sighting is the version of an object last seen, and when it was first
+// seen, by the local monotonic clock.
+type sighting struct {
+	gen     int64
+	updated time.Time
+	at      time.Time
+}
+
+func (lk *lock) newWaiter() waiter {
+	return waiter{min: lk.backoffMin, max: lk.backoffMax, jitter: lk.jitter}
+}
+
+// expiresIn records a read of object i (0 for a Mutex) and returns how
+// long the lease it holds, with the given ttl, has left.
+func (w *waiter) expiresIn(i int, obj *gcsjson.Object, ttl, margin time.Duration, now time.Time) time.Duration {
+	for len(w.seen) <= i {
+		w.seen = append(w.seen, sighting{})
 	}
-	if holder.lease != w.holder {
-		// A new holder: poll eagerly again, since handoffs come in bursts.
-		w.holder, w.polls = holder.lease, 0
+	s := &w.seen[i]
+	if obj.Generation != s.gen || !obj.Updated.Equal(s.updated) {
+		*s = sighting{gen: obj.Generation, updated: obj.Updated, at: now}
 	}
-	ttl := holder.ttl
-	if ttl == 0 {
-		ttl = ownTTL // not written by dimutex: assume our own TTL
+	return expiresIn(obj, ttl, margin, s.at, now)
+}
+
+// saw records who holds the lock now; a change makes polling eager again,
+// since handoffs come in bursts.
+func (w *waiter) saw(holders string) {
+	if holders != w.holders {
+		w.holders, w.polls = holders, 0
 	}
-	return expiresIn(obj, ttl, w.seenAt, now)
 }
 
 // pause returns how long to sleep before the next read: the jittered
@@ -72,20 +99,17 @@ func (w *waiter) expiresIn(obj *gcsjson.Object, holder record, ownTTL time.Durat
 // until the earliest moment of expiry and then reads every min, so that the
 // takeover comes soon after the lease expires, without a burst of reads.
 func (w *waiter) pause(left time.Duration) time.Duration {
-	d := backoff.Equal(backoff.Step(w.min, w.max, w.polls))
+	d := backoff.Equal(w.jitter, backoff.Step(w.min, w.max, w.polls))
 	w.polls++
 	return max(min(d, left-dateResolution), w.min)
 }
 
-// deadline returns a lease's deadline for a write sent at sent.
-func (m *Mutex) deadline(sent time.Time) time.Time { return sent.Add(m.ttl) }
-
 // refreshAt returns when a lease whose last write was sent at sent should
 // refresh.
-func (m *Mutex) refreshAt(sent time.Time) time.Time { return sent.Add(m.refresh) }
+func (lk *lock) refreshAt(sent time.Time) time.Time { return sent.Add(lk.refresh) }
 
 // retryRefreshAt returns when a lease should try to refresh again after
 // failures consecutive failed refreshes.
-func (m *Mutex) retryRefreshAt(failures int, now time.Time) time.Time {
-	return now.Add(backoff.Equal(backoff.Step(m.backoffMin, m.backoffMax, failures-1)))
+func (lk *lock) retryRefreshAt(failures int, now time.Time) time.Time {
+	return now.Add(backoff.Equal(lk.jitter, backoff.Step(lk.backoffMin, lk.backoffMax, failures-1)))
 }

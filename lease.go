@@ -11,22 +11,29 @@ import (
 	"github.com/dimutex/dimutex/gcsjson"
 )
 
-// A Lease is one holding of a Mutex, returned by Acquire, TryAcquire or
-// given to Do's function. Until it ends, a background goroutine refreshes it
-// every refresh interval. It ends when Release succeeds or when it is lost;
-// then Done is closed, Err says which, and no further request is sent for
-// it. A Lease that is dropped without Release keeps the lock until its
-// goroutine fails to refresh it. Its methods are safe for concurrent use.
+// A Lease is one holding of a lock: of a Mutex, of a Semaphore's slot, or
+// of an Election's leadership. Until it ends, a background goroutine
+// refreshes it every refresh interval. It ends when Release succeeds, when
+// it is lost, or when Release fails until its deadline; then Done is
+// closed, Err says which, and no further request is sent for it. A Lease
+// that is dropped without Release keeps the lock until its goroutine fails
+// to refresh it. Its methods are safe for concurrent use.
 type Lease struct {
-	m   *Mutex
-	rec record // what every write of this lease stores
+	lk    *lock
+	id    string // the lease id
+	token int64
 
-	// ctx is cancelled, with cause ErrLost or ErrAlreadyReleased, when the
-	// lease ends; Done is its Done channel.
+	// rec is what every write of the lease stores. It is read and changed
+	// only by a holder of the write token.
+	rec record
+
+	// ctx is cancelled, with the lease's cause, when the lease ends; Done
+	// is its Done channel.
 	ctx    context.Context
 	end    context.CancelCauseFunc
 	exited chan struct{} // closed when the refresher goroutine returns
 	wake   chan struct{} // tells the refresher that its schedule changed
+	start  time.Time     // when the lease began, for Held in events
 
 	// refreshCtx scopes background refreshes; Release cancels it.
 	refreshCtx    context.Context
@@ -38,35 +45,44 @@ type Lease struct {
 
 	mu        sync.Mutex // guards the fields below
 	gen       int64      // generation of the lease's latest write
-	deadline  time.Time  // when that write was sent, plus the TTL, by the monotonic clock
+	sent      time.Time  // when that write was sent (monotonic)...
+	sentWall  time.Time  // ...and the wall clock then
+	updated   time.Time  // that write's updated time, by the server's clock
 	refreshAt time.Time  // when the refresher should write next
 	failures  int        // consecutive failed background refreshes
+	value     string     // the value the lease publishes
 	releasing bool       // Release was called: refresh no more
+	inTime    bool       // Release was first called while the lease was valid
 	maybeGone bool       // a delete of ours may have landed
-	err       error      // nil while held, then ErrLost or ErrAlreadyReleased
-	cause     error      // err, with the reason for a loss
+	err       error      // nil while held, then how it ended
+	cause     error      // err, with the reason
 }
 
-// newLease starts a lease whose write, stored as rec, was sent at sent and
-// returned obj.
-func (m *Mutex) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease {
+// newLease starts a lease of lk whose write, stored as rec, was sent at
+// sent and returned obj.
+func (lk *lock) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease {
 	rec.token = rec.tokenOf(obj)
-	if rec.acquired.IsZero() {
-		rec.acquired = obj.TimeCreated
-	}
+	rec.acquired = rec.acquiredAt(obj)
 	l := &Lease{
-		m:        m,
+		lk:       lk,
+		id:       rec.lease,
+		token:    rec.token,
 		rec:      rec,
+		value:    rec.value,
 		exited:   make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		writing:  make(chan struct{}, 1),
+		start:    time.Now(),
 		gen:      obj.Generation,
-		deadline: m.deadline(sent),
+		sent:     sent,
+		sentWall: lk.wall(sent),
+		updated:  obj.Updated,
 	}
 	l.ctx, l.end = context.WithCancelCause(context.Background())
 	l.refreshCtx, l.cancelRefresh = context.WithCancel(context.Background())
-	l.refreshAt = m.refreshAt(sent)
-	m.log.Debug("dimutex: acquired", slog.Int64("token", rec.token), slog.String("owner", rec.owner))
+	l.refreshCtx = withToken(l.refreshCtx, lk, rec.token)
+	l.refreshAt = lk.refreshAt(sent)
+	lk.log.Debug("dimutex: acquired", slog.Int64("token", rec.token), slog.String("owner", rec.owner))
 	go l.run()
 	return l
 }
@@ -75,14 +91,15 @@ func (m *Mutex) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease
 // acquired it. It does not change when the lease is refreshed. GCS
 // guarantees that generations are unique; in practice they increase, so a
 // later holder has a larger token.
-func (l *Lease) Token() int64 { return l.rec.token }
+func (l *Lease) Token() int64 { return l.token }
 
-// Done returns a channel that is closed when the lease ends, by Release or
-// by loss.
+// Done returns a channel that is closed when the lease ends.
 func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
 
-// Err returns nil while the lease is held, ErrLost after it was lost, and
-// ErrAlreadyReleased after Release.
+// Err returns nil while the lease is held, then how it ended:
+// ErrAlreadyReleased after Release deleted the lock, ErrLost after a loss,
+// or ErrNotReleased if Release was called in time but could not delete the
+// lock before the lease's deadline.
 func (l *Lease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -90,11 +107,22 @@ func (l *Lease) Err() error {
 }
 
 // Deadline returns the local time at which the lease ends unless it is
-// refreshed first.
+// refreshed first. It is the send time of the lease's last successful
+// write plus the TTL, brought forward if the wall clock has run ahead of
+// the monotonic clock since then (a suspended host).
 func (l *Lease) Deadline() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.deadline
+	return l.deadlineLocked(time.Now())
+}
+
+// deadlineLocked returns the lease's deadline as judged at now.
+func (l *Lease) deadlineLocked(now time.Time) time.Time {
+	d := l.lk.deadline(l.sent)
+	if lead := l.lk.wall(now).Sub(l.sentWall) - now.Sub(l.sent); lead > 0 {
+		d = d.Add(-lead)
+	}
+	return d
 }
 
 // Refresh extends the lease now, by a compare-and-swap write of its current
@@ -107,7 +135,7 @@ func (l *Lease) Refresh(ctx context.Context) error {
 		return fmt.Errorf("dimutex: refresh: %w", err)
 	}
 	defer l.unlockWrites()
-	return l.refreshLocked(ctx)
+	return l.refreshLocked(withToken(ctx, l.lk, l.token), "refresh", l.rec, false)
 }
 
 // Release deletes the lock object with a compare-and-swap on the lease's
@@ -115,24 +143,38 @@ func (l *Lease) Refresh(ctx context.Context) error {
 // ends or the lease's deadline passes. A second call returns
 // ErrAlreadyReleased; after a loss it returns an error matching ErrLost.
 //
-// If Release fails otherwise (say, ctx ended), the lease is no longer
-// refreshed; it ends at its deadline, and Release may be called again.
+// If the deadline passes first, Release returns an error matching
+// ErrNotReleased: the lock is left to expire at GCS. If Release fails
+// otherwise (say, ctx ended), the lease is no longer refreshed; it ends
+// with ErrNotReleased at its deadline, and Release may be called again.
 func (l *Lease) Release(ctx context.Context) error {
-	l.mu.Lock()
-	l.releasing = true
-	l.mu.Unlock()
+	l.beginRelease()
 	l.cancelRefresh() // an in-flight refresh is abandoned, not lost
 	l.poke()
 
 	if err := l.lockWrites(ctx); err != nil {
 		return fmt.Errorf("dimutex: release: %w", err)
 	}
-	err := l.releaseLocked(ctx)
+	err := l.releaseLocked(withToken(ctx, l.lk, l.token))
 	l.unlockWrites()
 	if l.ctx.Err() != nil {
 		<-l.exited // no goroutine outlives the lease
 	}
 	return err
+}
+
+// beginRelease records that the holder has finished with the lease: from
+// now on it is not refreshed, and, if it is still valid, its running out
+// is a failed release (ErrNotReleased), not a loss.
+func (l *Lease) beginRelease() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.releasing {
+		return
+	}
+	l.releasing = true
+	now := time.Now()
+	l.inTime = l.err == nil && now.Before(l.deadlineLocked(now))
 }
 
 // lockWrites waits until no other write of the lease is under way, or ctx
@@ -152,11 +194,17 @@ func (l *Lease) unlockWrites() { <-l.writing }
 // it learned of by a read, before it gives up.
 const maxRecoveries = 3
 
-func (l *Lease) refreshLocked(ctx context.Context) error {
-	err := l.write(ctx, "refresh", func(ctx context.Context, gen int64) error {
-		obj, err := l.m.client.Insert(ctx, l.m.bucket, l.m.name, gen, l.rec.write())
+// refreshLocked writes rec, the lease's record or a changed one, with a
+// compare-and-swap on the lease's generation. On success rec becomes the
+// lease's record.
+func (l *Lease) refreshLocked(ctx context.Context, op string, rec record, background bool) error {
+	start := time.Now()
+	var attempts int
+	err := l.write(ctx, op, func(ctx context.Context, gen int64) error {
+		obj, err := l.lk.client.Insert(ctx, l.lk.bucket, l.lk.name, gen, rec.write())
 		if err == nil {
-			l.extend(obj)
+			attempts = obj.Attempts
+			l.extend(obj, rec)
 		}
 		return err
 	})
@@ -164,16 +212,21 @@ func (l *Lease) refreshLocked(ctx context.Context) error {
 		return err
 	}
 	// A loss declared while the write was under way stands.
-	_, _, err = l.state()
-	return err
+	if _, err := l.current(); err != nil {
+		return err
+	}
+	if t := l.lk.trace; t != nil && t.Refreshed != nil {
+		t.Refreshed(RefreshEvent{Lock: l.lk.ref, Token: l.token, Latency: time.Since(start), Attempts: attempts, Background: background})
+	}
+	return nil
 }
 
 func (l *Lease) releaseLocked(ctx context.Context) error {
 	err := l.write(ctx, "release", func(ctx context.Context, gen int64) error {
-		err := l.m.client.Delete(ctx, l.m.bucket, l.m.name, gen)
+		err := l.lk.client.Delete(ctx, l.lk.bucket, l.lk.name, gen)
 		switch {
 		case err == nil:
-			l.finish(ErrAlreadyReleased, ErrAlreadyReleased)
+			l.released()
 		case mayHaveApplied(err):
 			l.mu.Lock()
 			l.maybeGone = true
@@ -184,8 +237,8 @@ func (l *Lease) releaseLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Released by this call, unless a loss was declared first.
-	if _, _, err := l.state(); !errors.Is(err, ErrAlreadyReleased) {
+	// Released by this call, unless the lease ended otherwise first.
+	if _, err := l.current(); !errors.Is(err, ErrAlreadyReleased) {
 		return err
 	}
 	return nil
@@ -196,12 +249,13 @@ func (l *Lease) releaseLocked(ctx context.Context) error {
 // what that means; write tries again if it adopted a generation of ours.
 func (l *Lease) write(ctx context.Context, op string, send func(ctx context.Context, gen int64) error) error {
 	for range maxRecoveries {
-		gen, deadline, err := l.state()
+		gen, err := l.current()
 		if err != nil {
 			return err
 		}
+		deadline := l.Deadline()
 		if !time.Now().Before(deadline) {
-			return l.lose("its deadline passed before its " + op)
+			return l.expire("its deadline passed before its " + op)
 		}
 		wctx, cancel := context.WithDeadline(ctx, deadline)
 		err = send(wctx, gen)
@@ -209,7 +263,7 @@ func (l *Lease) write(ctx context.Context, op string, send func(ctx context.Cont
 		if err == nil {
 			return nil
 		}
-		if adopted, err := l.settle(ctx, op, err, gen, deadline); !adopted {
+		if adopted, err := l.settle(ctx, op, err, gen); !adopted {
 			return err
 		}
 	}
@@ -223,44 +277,51 @@ func (l *Lease) write(ctx context.Context, op string, send func(ctx context.Cont
 // A 412 or 404, or a failure after which the write may have landed, is
 // ambiguous: an earlier write of ours may have landed although its answer
 // was lost. A read tells: the object still carries our lease id (adopt its
-// generation), is gone after a delete of ours (released), or is someone
-// else's (lost).
-func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64, deadline time.Time) (adopted bool, err error) {
-	expired := func() bool { return !time.Now().Before(deadline) }
+// generation), is gone or someone else's after a delete of ours that may
+// have landed (released), or is someone else's otherwise (lost).
+func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64) (adopted bool, err error) {
+	expired := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		now := time.Now()
+		return !now.Before(l.deadlineLocked(now))
+	}
 	switch {
 	case expired():
-		return false, l.lose(fmt.Sprintf("its deadline passed during %s (%v)", op, werr))
+		return false, l.expire(fmt.Sprintf("its deadline passed during its %s (%v)", op, werr))
 	case ctx.Err() != nil:
 		return false, fmt.Errorf("dimutex: %s: %w", op, werr)
 	case !gcsjson.IsPreconditionFailed(werr) && !gcsjson.IsNotFound(werr) && !mayHaveApplied(werr):
 		return false, fmt.Errorf("dimutex: %s: %w", op, werr)
 	}
-	gctx, cancel := context.WithDeadline(ctx, deadline)
-	obj, gerr := l.m.client.Get(gctx, l.m.bucket, l.m.name)
+	gctx, cancel := context.WithDeadline(ctx, l.Deadline())
+	obj, gerr := l.lk.client.Get(gctx, l.lk.bucket, l.lk.name)
 	cancel()
+	l.mu.Lock()
+	gone, updated := l.maybeGone, l.updated
+	l.mu.Unlock()
 	switch {
+	case gcsjson.IsNotFound(gerr) && !gone:
+		return false, l.lose(LossDeleted, "the lock object was deleted by someone else")
 	case gcsjson.IsNotFound(gerr):
-		l.mu.Lock()
-		gone := l.maybeGone
-		l.mu.Unlock()
-		if !gone {
-			return false, l.lose("the lock object was deleted by someone else")
-		}
 		// A delete of ours landed although its answer was lost.
-		l.finish(ErrAlreadyReleased, ErrAlreadyReleased)
-		if op == "release" {
-			return false, nil
-		}
-		return false, ErrAlreadyReleased
+		return false, l.releasedBy(op)
 	case gerr != nil && expired():
-		return false, l.lose(fmt.Sprintf("its deadline passed during %s (%v)", op, gerr))
+		return false, l.expire(fmt.Sprintf("its deadline passed during its %s (%v)", op, gerr))
 	case gerr != nil:
 		return false, fmt.Errorf("dimutex: %s: %w (then, reading the lock: %w)", op, werr, gerr)
 	}
 	holder := readRecord(obj.Metadata)
 	switch {
-	case holder.lease != l.rec.lease:
-		return false, l.lose(fmt.Sprintf("the lock was taken by %q (token %d)", holder.owner, holder.tokenOf(obj)))
+	case holder.lease != l.id && gone && !obj.TimeCreated.Before(updated):
+		// A delete of ours may have landed, and this object was created
+		// after our last write: our delete did land, and someone has
+		// acquired since. Nothing overlapped our lease.
+		return false, l.releasedBy(op)
+	case holder.lease != l.id && !holder.isLock():
+		return false, l.lose(LossOverwritten, "the lock object was replaced by another tool's object, which is not a lock")
+	case holder.lease != l.id:
+		return false, l.lose(LossTaken, fmt.Sprintf("the lock was taken by %q (token %d)", holder.owner, holder.tokenOf(obj)))
 	case obj.Generation == gen:
 		// Still ours and unchanged: the write failed for another reason.
 		return false, fmt.Errorf("dimutex: %s: %w", op, werr)
@@ -272,40 +333,86 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64, de
 		l.gen = obj.Generation
 	}
 	l.mu.Unlock()
-	l.m.log.Debug("dimutex: adopted a write whose answer was lost", slog.String("op", op), slog.Int64("generation", obj.Generation))
+	l.lk.log.Debug("dimutex: adopted a write whose answer was lost", slog.String("op", op), slog.Int64("generation", obj.Generation))
 	return true, nil
 }
 
-// state returns the lease's generation and deadline, or why it has ended.
-func (l *Lease) state() (gen int64, deadline time.Time, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.gen, l.deadline, l.cause
+// releasedBy ends the lease as released, found out during op, and returns
+// op's result: nil for a release, ErrAlreadyReleased for other writes.
+func (l *Lease) releasedBy(op string) error {
+	l.released()
+	if op == "release" {
+		return nil
+	}
+	return ErrAlreadyReleased
 }
 
-// extend records a successful refresh.
-func (l *Lease) extend(obj *gcsjson.Object) {
+// current returns the lease's generation, or why it has ended.
+func (l *Lease) current() (gen int64, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gen, l.cause
+}
+
+// extend records a successful write of rec that returned obj.
+func (l *Lease) extend(obj *gcsjson.Object, rec record) {
 	l.mu.Lock()
 	if l.err == nil {
+		l.rec, l.value = rec, rec.value
 		l.gen = obj.Generation
-		l.deadline = l.m.deadline(obj.SentAt)
+		l.sent, l.sentWall = obj.SentAt, l.lk.wall(obj.SentAt)
+		l.updated = obj.Updated
 		l.failures = 0
 		l.maybeGone = false // a write of ours landed after any delete
-		l.refreshAt = l.m.refreshAt(obj.SentAt)
+		l.refreshAt = l.lk.refreshAt(obj.SentAt)
 	}
 	l.mu.Unlock()
 	l.poke()
 }
 
+// expire ends the lease because its deadline passed: a failed release if
+// Release had been called in time, a loss otherwise. It returns the error
+// for the caller.
+func (l *Lease) expire(why string) error {
+	l.mu.Lock()
+	inTime := l.inTime
+	l.mu.Unlock()
+	if !inTime {
+		return l.lose(LossDeadline, why)
+	}
+	cause := fmt.Errorf("%w: %s", ErrNotReleased, why)
+	if l.finish(ErrNotReleased, cause) {
+		l.lk.log.Warn("dimutex: lock not released; it expires after its TTL", slog.Int64("token", l.token), slog.String("reason", why))
+		if t := l.lk.trace; t != nil && t.Released != nil {
+			t.Released(ReleaseEvent{Lock: l.lk.ref, Token: l.token, Held: time.Since(l.start), Err: cause})
+		}
+	}
+	_, err := l.current()
+	return err
+}
+
 // lose ends the lease as lost, unless it has ended already, and returns the
 // error for the caller.
-func (l *Lease) lose(why string) error {
+func (l *Lease) lose(reason LossReason, why string) error {
 	cause := fmt.Errorf("%w: %s", ErrLost, why)
 	if l.finish(ErrLost, cause) {
-		l.m.log.Warn("dimutex: lease lost", slog.Int64("token", l.rec.token), slog.String("reason", why))
+		l.lk.log.Warn("dimutex: lease lost", slog.Int64("token", l.token), slog.String("reason", why))
+		if t := l.lk.trace; t != nil && t.Lost != nil {
+			t.Lost(LossEvent{Lock: l.lk.ref, Token: l.token, Reason: reason, Err: cause, Held: time.Since(l.start)})
+		}
 	}
-	_, _, err := l.state()
+	_, err := l.current()
 	return err
+}
+
+// released ends the lease as released, unless it has ended already.
+func (l *Lease) released() {
+	if l.finish(ErrAlreadyReleased, ErrAlreadyReleased) {
+		l.lk.log.Debug("dimutex: released", slog.Int64("token", l.token))
+		if t := l.lk.trace; t != nil && t.Released != nil {
+			t.Released(ReleaseEvent{Lock: l.lk.ref, Token: l.token, Held: time.Since(l.start)})
+		}
+	}
 }
 
 // finish ends the lease with err, unless it has ended already, and reports
@@ -320,9 +427,6 @@ func (l *Lease) finish(err, cause error) bool {
 	l.err, l.cause = err, cause
 	l.end(cause)
 	l.cancelRefresh()
-	if err == ErrAlreadyReleased {
-		l.m.log.Debug("dimutex: released", slog.Int64("token", l.rec.token))
-	}
 	return true
 }
 
@@ -332,6 +436,11 @@ func (l *Lease) poke() {
 	default:
 	}
 }
+
+// wallCheck is the longest the lease's goroutine sleeps: after a host was
+// suspended, whose monotonic clock then stood still, the lease ends within
+// this long of the resume rather than at its next timer.
+const wallCheck = time.Second
 
 // run is the lease's goroutine: it refreshes the lease on schedule and ends
 // it at its deadline. It returns when the lease ends.
@@ -353,37 +462,52 @@ func (l *Lease) run() {
 			l.backgroundRefresh()
 			continue
 		}
-		if _, deadline, err := l.state(); err == nil && !time.Now().Before(deadline) {
-			l.lose("its deadline passed without a successful refresh")
+		l.mu.Lock()
+		now := time.Now()
+		expired := l.err == nil && !now.Before(l.deadlineLocked(now))
+		l.mu.Unlock()
+		if expired {
+			l.expire("its deadline passed without a successful refresh")
 		}
 	}
 }
 
 // next returns the time of the goroutine's next event, and whether it is a
-// refresh rather than the deadline.
+// refresh rather than a check of the deadline.
 func (l *Lease) next() (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.m.refresh > 0 && !l.releasing && l.refreshAt.Before(l.deadline) {
+	now := time.Now()
+	check := l.deadlineLocked(now)
+	if soon := now.Add(wallCheck); soon.Before(check) {
+		check = soon
+	}
+	if l.lk.refresh > 0 && !l.releasing && !l.refreshAt.After(check) {
 		return l.refreshAt, true
 	}
-	return l.deadline, false
+	return check, false
 }
 
 func (l *Lease) backgroundRefresh() {
 	if l.lockWrites(l.refreshCtx) != nil {
 		return // being released, or ended
 	}
-	err := l.refreshLocked(l.refreshCtx)
+	err := l.refreshLocked(l.refreshCtx, "refresh", l.rec, true)
 	l.unlockWrites()
 	if err == nil || l.refreshCtx.Err() != nil {
 		return // refreshed, or ended, or being released
 	}
 	// Not a loss (say, a 403): try again after a backoff, until the deadline.
+	now := time.Now()
 	l.mu.Lock()
 	l.failures++
-	l.refreshAt = l.m.retryRefreshAt(l.failures, time.Now())
+	failures := l.failures
+	l.refreshAt = l.lk.retryRefreshAt(failures, now)
+	retryIn, left := l.refreshAt.Sub(now), l.deadlineLocked(now).Sub(now)
 	l.mu.Unlock()
-	l.m.log.Warn("dimutex: refresh failed; retrying until the lease's deadline",
-		slog.Int64("token", l.rec.token), slog.String("error", err.Error()))
+	l.lk.log.Warn("dimutex: refresh failed; retrying until the lease's deadline",
+		slog.Int64("token", l.token), slog.String("error", err.Error()))
+	if t := l.lk.trace; t != nil && t.RefreshFailed != nil {
+		t.RefreshFailed(RefreshFailedEvent{Lock: l.lk.ref, Token: l.token, Err: err, Failures: failures, RetryIn: retryIn, Left: left})
+	}
 }

@@ -16,15 +16,19 @@ func FuzzReadRecord(f *testing.F) {
 	f.Add("x", "9223372036854775807", "-1", "o", "2026-13-40T99:99:99Z")
 	f.Add("x", "1e3", "0x10", "o", "")
 	f.Fuzz(func(t *testing.T, lease, ttl, token, owner, acquired string) {
-		r := readRecord(map[string]string{keyLease: lease, keyTTL: ttl, keyToken: token, keyOwner: owner, keyAcquired: acquired})
-		if r.ttl < 0 || r.ttl > maxTTL || r.token < 0 {
+		r := readRecord(map[string]string{keyLease: lease, keyTTL: ttl, keyToken: token, keyOwner: owner, keyAcquired: acquired, keyValue: owner, keySlots: token})
+		if r.ttl <= 0 || r.ttl > MaxTTL || r.token < 0 || r.slots < 0 {
 			t.Fatalf("read %+v", r)
 		}
-		if r.lease != lease || r.owner != owner {
-			t.Fatalf("lease or owner changed: %+v", r)
+		if r.ttlCapped && r.ttl != MaxTTL {
+			t.Fatalf("ttl %q read as %v, capped=%v", ttl, r.ttl, r.ttlCapped)
+		}
+		if r.lease != lease || r.owner != owner || r.value != owner {
+			t.Fatalf("lease, owner or value changed: %+v", r)
 		}
 		back := readRecord(r.write().Metadata)
-		if back.lease != r.lease || back.ttl != r.ttl.Truncate(time.Millisecond) || back.token != r.token || back.owner != r.owner || !back.acquired.Equal(r.acquired) {
+		if back.lease != r.lease || back.ttl != r.ttl.Truncate(time.Millisecond) || back.token != r.token || back.owner != r.owner ||
+			!back.acquired.Equal(r.acquired) || back.value != r.value || back.slots != r.slots {
 			t.Fatalf("round trip: wrote %+v, read %+v", r, back)
 		}
 	})
@@ -44,13 +48,15 @@ func TestExpiresIn(t *testing.T) {
 		{"at the TTL, not yet expired by the margin", updated.Add(10 * time.Second), local, local, time.Second},
 		{"exactly TTL + margin: not expired", updated.Add(11 * time.Second), local, local, 0},
 		{"past TTL + margin: expired", updated.Add(12 * time.Second), local, local, -time.Second},
-		{"local clock ignored when the server's is known", updated.Add(time.Second), local, local.Add(time.Hour), 10 * time.Second},
+		{"the local clock bounds the wait: TTL + margin after first sight", updated.Add(time.Second), local, local.Add(12 * time.Second), -time.Second},
 		{"no Date: local monotonic clock from first sight", time.Time{}, local, local.Add(4 * time.Second), 7 * time.Second},
 		{"no Date: expired after TTL + margin unchanged", time.Time{}, local, local.Add(12 * time.Second), -time.Second},
+		{"Date gone backwards a day: the local clock bounds the wait", updated.Add(-24 * time.Hour), local, local.Add(5 * time.Second), 6 * time.Second},
+		{"updated later than Date: the local clock bounds the wait", updated.Add(-time.Minute), local, local, 11 * time.Second},
 	}
 	for _, tc := range tests {
 		obj := &gcsjson.Object{Generation: 1, Updated: updated, ServerTime: tc.serverTime}
-		if got := expiresIn(obj, 10*time.Second, tc.seenAt, tc.now); got != tc.want {
+		if got := expiresIn(obj, 10*time.Second, time.Second, tc.seenAt, tc.now); got != tc.want {
 			t.Errorf("%s: expiresIn = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -78,7 +84,8 @@ func TestWaiterSchedule(t *testing.T) {
 	}
 	now := time.Now()
 	obj := &gcsjson.Object{Generation: 2, Updated: now, ServerTime: now}
-	w.expiresIn(obj, record{lease: "new-holder", ttl: time.Second}, time.Minute, now)
+	w.saw("new-holder")
+	w.expiresIn(0, obj, time.Second, time.Second, now)
 	if d := w.pause(time.Hour); d > w.min {
 		t.Errorf("first pause after a new holder = %v, want at most %v", d, w.min)
 	}

@@ -1,14 +1,20 @@
-// Package gcsjson is a small client for the three Google Cloud Storage JSON
-// API calls that a lock needs: a multipart upload guarded by
-// ifGenerationMatch, a metadata read that also reports the server's clock,
+// Package gcsjson is a small client for the Google Cloud Storage JSON API
+// calls that a lock needs: a multipart upload guarded by ifGenerationMatch,
+// a metadata read and an objects list that also report the server's clock,
 // and a delete guarded by ifGenerationMatch.
 //
 // Every write takes a generation precondition as a required argument, so
 // each write is safe to retry. All requests go through one function with one
 // retry loop: it retries 408, 429, 500, 502, 503, 504, connection resets,
-// truncated responses and attempt timeouts, with exponential backoff and full
-// jitter, until the call's context ends or RetryPolicy.MaxAttempts is spent.
-// Other failures are returned at once.
+// truncated responses, requests put on a connection the server had just
+// closed, and attempt timeouts, with exponential backoff and full jitter,
+// until the call's context ends or RetryPolicy.MaxAttempts is spent. Other
+// failures are returned at once.
+//
+// A write whose outcome is unknown (a timeout, a reset, a 5xx, or a request
+// that the transport re-sent on its own, as net/http's HTTP/2 transport
+// does after some stream errors) is reported with Error.MayHaveApplied, so
+// that the caller can find out by a read what happened.
 package gcsjson
 
 import (
@@ -26,6 +32,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +67,38 @@ type Config struct {
 	MaxResponseBytes int64
 	// Logger receives a debug record for each retry; nil means none.
 	Logger *slog.Logger
+	// Jitter draws the random part of each retry delay: a uniformly random
+	// duration in [0, d]. nil means math/rand/v2. A simulation passes a
+	// seeded one so that a run can be replayed.
+	Jitter func(d time.Duration) time.Duration
+	// OnAttempt, if not nil, is called after every attempt of every call,
+	// synchronously, with the call's context. It must not block.
+	OnAttempt func(ctx context.Context, a Attempt)
+}
+
+// Attempt describes one request that a call sent, for Config.OnAttempt.
+type Attempt struct {
+	// Op is the call: "insert", "get", "delete" or "list".
+	Op string
+	// Bucket and Object name what the call addressed (Object is empty for a
+	// list).
+	Bucket, Object string
+	// Attempt counts the call's requests, from 1.
+	Attempt int
+	// Status is the HTTP status of the answer, or 0 if no complete answer
+	// arrived.
+	Status int
+	// Err says why there is no status, or why the body could not be read;
+	// nil when Status is all there is to say.
+	Err error
+	// Duration is how long the attempt took.
+	Duration time.Duration
+	// MayHaveApplied reports a write that failed in a way that may
+	// nonetheless have applied it: a timeout, a reset, a 5xx, or a
+	// transport that re-sent the request.
+	MayHaveApplied bool
+	// Retry reports that the call will try again after this attempt.
+	Retry bool
 }
 
 // RetryPolicy says how a call retries transient failures.
@@ -100,6 +139,8 @@ type Client struct {
 	retry     RetryPolicy
 	maxBody   int64
 	log       *slog.Logger
+	jitter    func(time.Duration) time.Duration
+	onAttempt func(context.Context, Attempt)
 }
 
 // New returns a Client for cfg, or an error naming the first bad field.
@@ -143,6 +184,8 @@ func New(cfg Config) (*Client, error) {
 		retry:     r,
 		maxBody:   cfg.MaxResponseBytes,
 		log:       cfg.Logger,
+		jitter:    cfg.Jitter,
+		onAttempt: cfg.OnAttempt,
 	}
 	c.base.Path = strings.TrimSuffix(c.base.Path, "/")
 	c.base.RawPath = ""
@@ -257,6 +300,46 @@ func (c *Client) CheckBucket(ctx context.Context, bucket string) error {
 	return err
 }
 
+// List returns the objects whose names start with prefix, sorted by name,
+// in one request per 1,000 objects. GCS lists are strongly consistent. Each
+// Object's ServerTime is the Date of the page that carried it. A missing
+// bucket is an *Error matching ErrNotFound.
+func (c *Client) List(ctx context.Context, bucket, prefix string) ([]*Object, error) {
+	if err := ValidateBucketName(bucket); err != nil {
+		return nil, fmt.Errorf("gcsjson: %w", err)
+	}
+	var all []*Object
+	var page string
+	for {
+		q := url.Values{"prefix": {prefix}}
+		if page != "" {
+			q.Set("pageToken", page)
+		}
+		resp, err := c.send(ctx, &call{
+			op: "list", bucket: bucket, object: prefix,
+			method: http.MethodGet,
+			url:    c.url("/storage/v1/b/"+url.PathEscape(bucket)+"/o", q),
+		})
+		if err != nil {
+			return nil, err
+		}
+		objs, next, err := parseList(resp.body)
+		if err != nil {
+			e := resp.call.error(resp.attempts)
+			e.Err = err
+			return nil, e
+		}
+		for _, o := range objs {
+			resp.stamp(o)
+		}
+		all = append(all, objs...)
+		if next == "" || next == page {
+			return all, nil
+		}
+		page = next
+	}
+}
+
 func checkCall(bucket, name string, generation int64) error {
 	if err := ValidateBucketName(bucket); err != nil {
 		return fmt.Errorf("gcsjson: %w", err)
@@ -307,25 +390,36 @@ func (cl *call) error(attempts int) *Error {
 // response is what one attempt got back: its send time, and the status's
 // headers and body if an answer arrived.
 type response struct {
-	call   *call
-	header http.Header
-	body   []byte
-	sentAt time.Time
+	call     *call
+	header   http.Header
+	body     []byte
+	sentAt   time.Time
+	attempts int
+	// replays counts the times the transport asked to re-send the body:
+	// net/http's HTTP/2 transport silently re-sends a request after some
+	// stream errors, so an earlier send of this attempt may have landed.
+	replays atomic.Int32
 }
 
 func (r *response) object() (*Object, error) {
 	o, err := ParseObject(r.body)
 	if err != nil {
 		// A 2xx to a write means it was applied, whatever the body says.
-		e := r.call.error(1)
+		e := r.call.error(r.attempts)
 		e.Err, e.MayHaveApplied = err, r.call.method != http.MethodGet
 		return nil, e
 	}
+	r.stamp(o)
+	return o, nil
+}
+
+// stamp records the facts of the response on o.
+func (r *response) stamp(o *Object) {
 	if d, err := http.ParseTime(r.header.Get("Date")); err == nil {
 		o.ServerTime = d
 	}
 	o.SentAt = r.sentAt
-	return o, nil
+	o.Attempts = r.attempts
 }
 
 // send is the one path by which requests leave the client. It retries
@@ -344,23 +438,37 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			e.Err, e.MayHaveApplied = err, mayHaveApplied
 			return nil, e
 		}
+		start := time.Now()
 		resp, status, err := c.attempt(ctx, cl, token)
+		sent := resp != nil // false if no request left (credentials failed)
+		if sent && isWrite && resp.replays.Load() > 0 {
+			// The transport re-sent this write: its first send may have
+			// landed, and the answer may be to the second.
+			if firstMaybe.IsZero() {
+				firstMaybe = resp.sentAt
+			}
+			mayHaveApplied = true
+		}
 		if err == nil && status/100 == 2 {
 			if !firstMaybe.IsZero() {
-				// An earlier attempt may have landed and this answer be
-				// GCS's replay of it: the write is as old as that attempt.
+				// An earlier send may have landed and this answer be GCS's
+				// replay of it: the write is as old as that send.
 				resp.sentAt = firstMaybe
 			}
+			resp.attempts = attempt
+			c.observe(ctx, cl, attempt, status, nil, start, false, false)
 			return resp, nil
 		}
 		fail := cl.error(attempt)
 		var retry, ambiguous bool
 		switch {
 		case err != nil && ctx.Err() != nil:
-			// The caller gave up with this attempt in flight: it may land.
+			// The caller gave up with this attempt in flight: it may land,
+			// if it was sent at all.
 			fail.Err = ctx.Err()
 			fail.Message = printable(err.Error(), maxMessage)
-			fail.MayHaveApplied = mayHaveApplied || isWrite
+			fail.MayHaveApplied = mayHaveApplied || isWrite && sent
+			c.observe(ctx, cl, attempt, 0, err, start, isWrite && sent, false)
 			return nil, fail
 		case err != nil:
 			fail.Err = err
@@ -373,15 +481,17 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			fail.Code, fail.Reason, fail.Message = e.Code, e.Reason, e.Message
 			retry, ambiguous = transientStatus(status)
 		}
-		if ambiguous && isWrite && !mayHaveApplied && resp != nil {
+		if ambiguous && isWrite && firstMaybe.IsZero() && sent {
 			firstMaybe = resp.sentAt
 		}
-		mayHaveApplied = mayHaveApplied || ambiguous && isWrite
+		mayHaveApplied = mayHaveApplied || ambiguous && isWrite && sent
 		fail.MayHaveApplied = mayHaveApplied
-		if !retry || c.retry.MaxAttempts > 0 && attempt >= c.retry.MaxAttempts {
+		retry = retry && (c.retry.MaxAttempts == 0 || attempt < c.retry.MaxAttempts)
+		c.observe(ctx, cl, attempt, status, err, start, ambiguous && isWrite && sent, retry)
+		if !retry {
 			return nil, fail
 		}
-		delay := backoff.Full(backoff.Step(c.retry.MinBackoff, c.retry.MaxBackoff, attempt-1))
+		delay := backoff.Full(c.jitter, backoff.Step(c.retry.MinBackoff, c.retry.MaxBackoff, attempt-1))
 		if status == http.StatusTooManyRequests {
 			delay = max(delay, RateLimitBackoff)
 		}
@@ -400,14 +510,30 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	}
 }
 
+// observe reports an attempt to Config.OnAttempt, if set.
+func (c *Client) observe(ctx context.Context, cl *call, attempt, status int, err error, start time.Time, mayHaveApplied, retry bool) {
+	if c.onAttempt == nil {
+		return
+	}
+	c.onAttempt(ctx, Attempt{
+		Op: cl.op, Bucket: cl.bucket, Object: cl.object,
+		Attempt: attempt, Status: status, Err: err,
+		Duration:       time.Since(start),
+		MayHaveApplied: mayHaveApplied,
+		Retry:          retry,
+	})
+}
+
 // attempt sends the call once. It returns the response and its status, or
-// an error if no complete response arrived.
+// an error if no complete response arrived. The response is nil only if no
+// request was sent.
 func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response, int, error) {
 	if d, ok := ctx.Deadline(); c.retry.AttemptTimeout > 0 && (!ok || time.Until(d) > c.retry.AttemptTimeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.retry.AttemptTimeout)
 		defer cancel()
 	}
+	r := &response{call: cl}
 	var body io.Reader
 	if cl.body != nil {
 		body = bytes.NewReader(cl.body)
@@ -416,6 +542,12 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response
 	req, err := http.NewRequestWithContext(ctx, cl.method, "", body)
 	if err != nil {
 		return nil, 0, err
+	}
+	if cl.body != nil {
+		req.GetBody = func() (io.ReadCloser, error) {
+			r.replays.Add(1)
+			return io.NopCloser(bytes.NewReader(cl.body)), nil
+		}
 	}
 	u := *cl.url
 	req.URL, req.Host = &u, u.Host
@@ -432,7 +564,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, token string) (*response
 			return nil, 0, &authError{err}
 		}
 	}
-	r := &response{call: cl, sentAt: time.Now()}
+	r.sentAt = time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return r, 0, err
@@ -514,6 +646,11 @@ func transientError(err error) (retry, ambiguous bool) {
 		return errors.Is(err, context.DeadlineExceeded), false
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return true, false // nothing reached the server
+	case isServerClosedIdle(err):
+		// net/http put the request on a keep-alive connection that the
+		// server had just closed: it never reached the server. (net/http
+		// retries this itself only for requests it deems idempotent.)
+		return true, false
 	case errors.As(err, &dnsErr):
 		return dnsErr.IsTemporary || dnsErr.IsTimeout, false
 	case errors.Is(err, context.DeadlineExceeded), // the attempt's own timeout
@@ -532,6 +669,12 @@ func transientError(err error) (retry, ambiguous bool) {
 		return true, true
 	}
 	return false, true
+}
+
+// isServerClosedIdle reports net/http's errServerClosedIdle, which is not
+// exported.
+func isServerClosedIdle(err error) bool {
+	return strings.Contains(err.Error(), "http: server closed idle connection")
 }
 
 // isHTTP2Reset reports a stream reset, GOAWAY or lost connection of

@@ -30,6 +30,9 @@ type Object struct {
 	// of the first attempt that may have landed: a retry's success may be
 	// GCS replaying that attempt, so the write may be that old.
 	SentAt time.Time
+	// Attempts is how many requests the call that returned this object
+	// sent, retries included.
+	Attempts int
 }
 
 // objectJSON is the wire form. The API sends 64-bit numbers as strings.
@@ -53,6 +56,33 @@ func ParseObject(data []byte) (*Object, error) {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("gcsjson: malformed object resource: %w", err)
 	}
+	return w.object()
+}
+
+// listJSON is the wire form of an objects list.
+type listJSON struct {
+	Items         []objectJSON `json:"items"`
+	NextPageToken string       `json:"nextPageToken"`
+}
+
+// parseList decodes an objects-list response body.
+func parseList(data []byte) ([]*Object, string, error) {
+	var w listJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, "", fmt.Errorf("gcsjson: malformed objects list: %w", err)
+	}
+	objs := make([]*Object, 0, len(w.Items))
+	for i := range w.Items {
+		o, err := w.Items[i].object()
+		if err != nil {
+			return nil, "", err
+		}
+		objs = append(objs, o)
+	}
+	return objs, w.NextPageToken, nil
+}
+
+func (w *objectJSON) object() (*Object, error) {
 	o := &Object{
 		Bucket:         w.Bucket,
 		Name:           w.Name,

@@ -7,6 +7,13 @@ import (
 	"time"
 )
 
+// Jitter returns a uniformly random duration in [0, d] for d > 0. Tests
+// that must be reproducible pass a seeded one; nil means math/rand/v2.
+type Jitter func(d time.Duration) time.Duration
+
+// Uniform is the default Jitter, drawing from math/rand/v2.
+func Uniform(d time.Duration) time.Duration { return rand.N(d + 1) }
+
 // Step returns min·2ⁿ capped at max: the n-th delay (from 0) of an
 // exponential schedule.
 func Step(min, max time.Duration, n int) time.Duration {
@@ -17,22 +24,25 @@ func Step(min, max time.Duration, n int) time.Duration {
 	return clamp(d, min, max)
 }
 
-// Full returns a uniformly random duration in [0, d]: "full jitter", which
-// spreads retries of many clients evenly.
-func Full(d time.Duration) time.Duration {
+// Full returns a random duration in [0, d]: "full jitter", which spreads
+// retries of many clients evenly.
+func Full(j Jitter, d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return rand.N(d + 1)
+	if j == nil {
+		j = Uniform
+	}
+	return clamp(j(d), 0, d)
 }
 
-// Equal returns a uniformly random duration in [d/2, d]: "equal jitter",
-// which spreads polls without ever polling at once.
-func Equal(d time.Duration) time.Duration {
+// Equal returns a random duration in [d/2, d]: "equal jitter", which
+// spreads polls without ever polling at once.
+func Equal(j Jitter, d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return d/2 + Full(d-d/2)
+	return d/2 + Full(j, d-d/2)
 }
 
 func clamp(d, lo, hi time.Duration) time.Duration {
