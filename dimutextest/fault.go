@@ -124,4 +124,7 @@ type Request struct {
 	// generation deleted by a successful delete, or the generation read by a
 	// successful get; 0 otherwise.
 	Generation int64
+	// Metadata is the custom metadata that an applied upload stored; nil
+	// otherwise. It must not be modified.
+	Metadata map[string]string
 }

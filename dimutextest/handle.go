@@ -471,7 +471,7 @@ func (s *Server) applyLocked(x *exchange, p *prepared, trueNow, now time.Time) {
 		}
 		o := s.storeLocked(b, r.Object, p.contentType, p.cacheControl, p.data, p.metadata, now)
 		s.markWriteLocked(b, r.Object, trueNow)
-		r.Applied, r.Generation = true, o.gen
+		r.Applied, r.Generation, r.Metadata = true, o.gen, o.metadata
 		x.ok(http.StatusOK, o.resource, jsonType)
 	case "get", "delete":
 		o := b.objects[r.Object]

@@ -105,7 +105,7 @@ type Attempt struct {
 type RetryPolicy struct {
 	// MinBackoff and MaxBackoff bound the exponential backoff between
 	// attempts (defaults 100 ms and 5 s). Each delay is drawn uniformly from
-	// [0, min(MaxBackoff, MinBackoff·2ⁿ)]; after a 429 it is at least 1 s.
+	// [0, min(MaxBackoff, MinBackoff·2ⁿ)]; after a 429, 1 s is added.
 	MinBackoff, MaxBackoff time.Duration
 	// AttemptTimeout bounds each attempt (default 10 s), so that a hung
 	// connection cannot consume the whole call.
@@ -493,7 +493,9 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 		}
 		delay := backoff.Full(c.jitter, backoff.Step(c.retry.MinBackoff, c.retry.MaxBackoff, attempt-1))
 		if status == http.StatusTooManyRequests {
-			delay = max(delay, RateLimitBackoff)
+			// At least a second, jittered, so that clients that met the
+			// limit together do not retry together.
+			delay += RateLimitBackoff
 		}
 		c.log.LogAttrs(ctx, slog.LevelDebug, "gcsjson: retrying",
 			slog.String("op", cl.op), slog.String("object", objectRef(cl.bucket, cl.object)),
