@@ -60,15 +60,16 @@ type simParams struct {
 	maxFaults float64 // the highest fault rate of a phase
 	// The server's clock: its rate against true time, an offset, and
 	// backward jumps (Date going backwards).
-	serverRate  float64
-	serverJumps bool
-	badDates    bool // some responses lose their Date or get a garbage one
-	writeLimit  bool // GCS's 1 write/s per object
-	crashes     bool
-	pauses      bool
-	partitions  bool
-	outsiders   bool
+	serverRate   float64
+	serverJumps  bool
+	badDates     bool // some responses lose their Date or get a garbage one
+	writeLimit   bool // GCS's 1 write/s per object
+	crashes      bool
+	pauses       bool
+	partitions   bool
+	outsiders    bool
 	maxPartition time.Duration
+	think        float64 // the longest pause between cycles, in TTLs
 
 	// Planted defects, for the tests that show the checker can fail.
 	noDeletePreconditions bool // fake-gcs-server's DELETE
@@ -79,16 +80,18 @@ type simParams struct {
 type simProfile struct {
 	minClients, maxClients int
 	ttls                   []time.Duration
+	think                  float64 // the longest pause between two cycles of a client, in TTLs
 }
 
 var (
 	// fullProfile is the whole range: 2 to 16 clients, TTLs from 2 s to a
 	// minute. The soak (DIMUTEX_SIM_SEEDS) draws from it.
-	fullProfile = simProfile{2, 16, []time.Duration{2 * time.Second, 3 * time.Second, 5 * time.Second, 10 * time.Second, 20 * time.Second, 60 * time.Second}}
+	fullProfile = simProfile{2, 16, []time.Duration{2 * time.Second, 3 * time.Second, 5 * time.Second, 10 * time.Second, 20 * time.Second, 60 * time.Second}, 1}
 	// quickProfile is sized for the test command, which runs with -race:
-	// 4 to 6 clients and TTLs of 5 s and more, whose worlds cost fewer
-	// requests per simulated minute.
-	quickProfile = simProfile{4, 6, []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second}}
+	// 4 or 5 clients, TTLs of 5 s and more, and clients that pause longer
+	// between cycles, whose worlds cost fewer requests per simulated
+	// minute.
+	quickProfile = simProfile{4, 5, []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second}, 6}
 )
 
 // drawParams draws a world from seed within prof.
@@ -96,6 +99,7 @@ func drawParams(seed uint64, prof simProfile) simParams {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	p := simParams{seed: seed}
 	p.clients = prof.minClients + r.IntN(prof.maxClients-prof.minClients+1)
+	p.think = prof.think
 	switch x := r.Float64(); {
 	case x < 0.15:
 		p.slots = 2 + r.IntN(3)
@@ -555,7 +559,7 @@ func (c *simClient) run() {
 	w := c.w
 	p := c.newProc()
 	for {
-		think := time.Duration(c.rng.Int64N(int64(w.p.ttl)))
+		think := time.Duration(c.rng.Int64N(int64(float64(w.p.ttl) * w.p.think)))
 		if !time.Now().Add(think).Before(w.end) {
 			return
 		}
@@ -806,11 +810,11 @@ func (h *holding) finish() {
 }
 
 type acquireAttempt struct {
-	proc            string
-	start, end      time.Time
-	deadline        time.Time
-	try, do         bool
-	err             error
+	proc       string
+	start, end time.Time
+	deadline   time.Time
+	try, do    bool
+	err        error
 }
 
 type serverEvent struct {

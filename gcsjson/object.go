@@ -52,9 +52,12 @@ type objectJSON struct {
 // ParseObject decodes an object resource from a JSON API response body.
 // It never panics, whatever the input.
 func ParseObject(data []byte) (*Object, error) {
-	var w objectJSON
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, fmt.Errorf("gcsjson: malformed object resource: %w", err)
+	w, ok := fastObject(data)
+	if !ok {
+		w = objectJSON{}
+		if err := json.Unmarshal(data, &w); err != nil {
+			return nil, fmt.Errorf("gcsjson: malformed object resource: %w", err)
+		}
 	}
 	return w.object()
 }
@@ -67,9 +70,12 @@ type listJSON struct {
 
 // parseList decodes an objects-list response body.
 func parseList(data []byte) ([]*Object, string, error) {
-	var w listJSON
-	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, "", fmt.Errorf("gcsjson: malformed objects list: %w", err)
+	w, ok := fastList(data)
+	if !ok {
+		w = listJSON{}
+		if err := json.Unmarshal(data, &w); err != nil {
+			return nil, "", fmt.Errorf("gcsjson: malformed objects list: %w", err)
+		}
 	}
 	objs := make([]*Object, 0, len(w.Items))
 	for i := range w.Items {
