@@ -381,12 +381,12 @@ func (l *Lease) expire(why string) error {
 		return l.lose(LossDeadline, why)
 	}
 	cause := fmt.Errorf("%w: %s", ErrNotReleased, why)
-	if l.finish(ErrNotReleased, cause) {
+	l.finish(ErrNotReleased, cause, func() {
 		l.lk.log.Warn("dimutex: lock not released; it expires after its TTL", slog.Int64("token", l.token), slog.String("reason", why))
 		if t := l.lk.trace; t != nil && t.Released != nil {
 			t.Released(ReleaseEvent{Lock: l.lk.ref, Token: l.token, Held: time.Since(l.start), Err: cause})
 		}
-	}
+	})
 	_, err := l.current()
 	return err
 }
@@ -395,39 +395,42 @@ func (l *Lease) expire(why string) error {
 // error for the caller.
 func (l *Lease) lose(reason LossReason, why string) error {
 	cause := fmt.Errorf("%w: %s", ErrLost, why)
-	if l.finish(ErrLost, cause) {
+	l.finish(ErrLost, cause, func() {
 		l.lk.log.Warn("dimutex: lease lost", slog.Int64("token", l.token), slog.String("reason", why))
 		if t := l.lk.trace; t != nil && t.Lost != nil {
 			t.Lost(LossEvent{Lock: l.lk.ref, Token: l.token, Reason: reason, Err: cause, Held: time.Since(l.start)})
 		}
-	}
+	})
 	_, err := l.current()
 	return err
 }
 
 // released ends the lease as released, unless it has ended already.
 func (l *Lease) released() {
-	if l.finish(ErrAlreadyReleased, ErrAlreadyReleased) {
+	l.finish(ErrAlreadyReleased, ErrAlreadyReleased, func() {
 		l.lk.log.Debug("dimutex: released", slog.Int64("token", l.token))
 		if t := l.lk.trace; t != nil && t.Released != nil {
 			t.Released(ReleaseEvent{Lock: l.lk.ref, Token: l.token, Held: time.Since(l.start)})
 		}
-	}
+	})
 }
 
-// finish ends the lease with err, unless it has ended already, and reports
-// whether it did. Err then returns err; the lease's other methods, and
-// context.Cause of Do's context, return cause, which says why.
-func (l *Lease) finish(err, cause error) bool {
+// finish ends the lease with err, unless it has ended already. Err then
+// returns err; the lease's other methods, and context.Cause of Do's
+// context, return cause, which says why. report, which logs and calls the
+// Trace, runs before Done closes, so that whoever watches Done sees the
+// event already counted.
+func (l *Lease) finish(err, cause error, report func()) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.err != nil {
-		return false
+		l.mu.Unlock()
+		return
 	}
 	l.err, l.cause = err, cause
+	l.mu.Unlock()
+	report()
 	l.end(cause)
 	l.cancelRefresh()
-	return true
 }
 
 func (l *Lease) poke() {
