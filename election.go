@@ -104,16 +104,16 @@ func (e *Election) Leader(ctx context.Context) (Leader, error) {
 
 // leaderOf returns the Leader of a live lease.
 func leaderOf(rec record, obj *gcsjson.Object, left time.Duration, now time.Time) Leader {
-	at := obj.ServerTime
-	if at.IsZero() {
-		at = now
+	expires := now.Add(left) // by the local clock, if the server sent no time
+	if !obj.ServerTime.IsZero() && !obj.Updated.IsZero() {
+		expires = obj.Updated.Add(rec.ttl + clockMargin)
 	}
 	return Leader{
 		Owner:      rec.owner,
 		Value:      rec.value,
 		Token:      rec.tokenOf(obj),
 		Since:      rec.acquiredAt(obj),
-		Expires:    at.Add(left),
+		Expires:    expires,
 		Generation: obj.Generation,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -56,7 +57,12 @@ func newSettings(bucket string, opts []Option) (*settings, error) {
 	}
 	ep, err := auth.ResolveEndpoint(c.endpoint, os.Getenv)
 	if err != nil {
-		return nil, &ConfigError{Option: "endpoint", Err: err}
+		ce := &ConfigError{Option: "endpoint", Err: err}
+		var ee *auth.EndpointError
+		if errors.As(err, &ee) {
+			ce.Option, ce.Value, ce.Reason = ee.Source, ee.Value, ee.Reason
+		}
+		return nil, ce
 	}
 	var authz gcsjson.Authorizer
 	switch {
