@@ -194,10 +194,7 @@ func TestLeaderExpiresInTheSecondOfTheWrite(t *testing.T) {
 		early = wrote.Add(ttl + dimutex.Margin).Sub(got.Expires)
 	})
 	if early != 0 {
-		t.Logf("Expires is %v earlier than the last write + TTL + margin", early)
-		t.Skip("needs library fix: election.go leaderOf computes Expires as Date + min(server estimate, TTL+margin), " +
-			"which in the second of the write is up to 1 s earlier than the documented last write + TTL + margin; " +
-			"use obj.Updated + ttl + margin when Updated and ServerTime are known")
+		t.Errorf("Expires is %v off the last write + TTL + margin", early)
 	}
 }
 
