@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dimutex/dimutex/gcsjson"
+	"github.com/dimutex/dimutex/internal/backoff"
 )
 
 // tryWrites bounds the writes of one TryAcquire, which can lose races for a
@@ -40,6 +41,12 @@ func (lk *lock) acquire(ctx context.Context, wait bool, value string) (*Lease, e
 			case again != 0:
 				match = again
 				continue
+			case gcsjson.IsRateLimited(err) && ctx.Err() == nil:
+				// Someone else is writing the lock: let a second pass,
+				// then look again rather than wait in line to write.
+				if err := sleep(ctx, rateLimitPause(lk)); err != nil {
+					return a.fail(ctx, fmt.Errorf("dimutex: acquire: %w", err))
+				}
 			case ctx.Err() != nil || !gcsjson.IsPreconditionFailed(err) && !mayHaveApplied(err):
 				return a.fail(ctx, fmt.Errorf("dimutex: acquire: %w", err))
 			}
@@ -49,7 +56,8 @@ func (lk *lock) acquire(ctx context.Context, wait bool, value string) (*Lease, e
 		obj, err := lk.client.Get(ctx, lk.bucket, lk.name)
 		switch {
 		case gcsjson.IsNotFound(err):
-			match, write, a.prev = 0, true, nil
+			a.fresh(nil)
+			match, write = 0, true
 			continue
 		case err != nil:
 			return a.fail(ctx, fmt.Errorf("dimutex: acquire: %w", err))
@@ -69,7 +77,7 @@ func (lk *lock) acquire(ctx context.Context, wait bool, value string) (*Lease, e
 		if left < 0 {
 			lk.log.Debug("dimutex: taking over an expired lease",
 				slog.String("owner", holder.owner), slog.Int64("generation", obj.Generation))
-			a.prev = &takeover{owner: holder.owner, token: holder.tokenOf(obj), ago: -left}
+			a.fresh(&takeover{owner: holder.owner, token: holder.tokenOf(obj), ago: -left})
 			match, write = obj.Generation, true
 			continue
 		}
@@ -124,7 +132,8 @@ func (lk *lock) newAcquisition(value string) *acquisition {
 func (a *acquisition) write(ctx context.Context, lk *lock, match int64) (l *Lease, again int64, err error) {
 	a.writes++
 	sent := time.Now()
-	obj, err := lk.client.Insert(ctx, lk.bucket, lk.name, match, a.upload)
+	// A 429 comes back at once: the caller reads again and chooses anew.
+	obj, err := lk.client.Insert(ctx, lk.bucket, lk.name, match, a.upload, gcsjson.FailOnRateLimit())
 	if err == nil {
 		if a.renewed || time.Now().Before(lk.deadline(obj.SentAt)) {
 			// A lease that has run out even so (a TTL shorter than a round
@@ -171,6 +180,21 @@ func (a *acquisition) ours(lk *lock, holder record, obj *gcsjson.Object) (*Lease
 	// compare-and-swap before trusting it, keeping its token.
 	a.renew(lk, holder, obj)
 	return nil, obj.Generation
+}
+
+// fresh prepares a write that acquires anew: a create, or a takeover of
+// the expired lease prev. Its generation will be the token, so any token
+// kept from a renewal of an earlier write of ours, which someone has since
+// replaced, must go. (Found by the simulation, seed 1283: an acquisition
+// whose own write had been taken over created the lock again and reported
+// the old write's generation, smaller than the previous holder's token.)
+func (a *acquisition) fresh(prev *takeover) {
+	a.prev = prev
+	if a.rec.token != 0 || !a.rec.acquired.IsZero() || a.renewed {
+		a.rec.token, a.rec.acquired = 0, time.Time{}
+		a.upload = a.rec.write()
+		a.renewed = false
+	}
 }
 
 // renew prepares the write that renews obj, a lock of ours written as rec.
@@ -237,6 +261,13 @@ func round(d time.Duration) time.Duration {
 func mayHaveApplied(err error) bool {
 	var e *gcsjson.Error
 	return errors.As(err, &e) && e.MayHaveApplied
+}
+
+// rateLimitPause is how long an acquisition waits after a 429 on an
+// object before it looks again: GCS allows about one write per second per
+// object, so a second, jittered so that contenders spread out.
+func rateLimitPause(lk *lock) time.Duration {
+	return gcsjson.RateLimitBackoff + backoff.Full(lk.jitter, lk.backoffMin)
 }
 
 // sleep waits for d or until ctx ends.

@@ -301,3 +301,84 @@ func TestForeignObjects(t *testing.T) {
 		l.Release(ctx)
 	})
 }
+
+// tagged sends srv's requests with the header X-Who: who.
+type tagged struct {
+	who string
+	srv *dimutextest.Server
+}
+
+func (t tagged) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("X-Who", t.who)
+	if req.GetBody != nil {
+		req.Body, _ = req.GetBody()
+	}
+	return t.srv.Transport().RoundTrip(req)
+}
+
+// A's acquisition lands unseen, takes so long that its lease runs out, and
+// is renewed too late: B has taken the expired lock over, and released it.
+// A then creates the lock anew, and its token is that write's generation,
+// larger than B's, not the generation of A's first write, which B replaced.
+// (The simulation found this, seed 1283.)
+func TestTokenOfAnAcquisitionThatStartsAnew(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := dimutextest.NewServer(dimutextest.WithBucket(testBucket))
+		ctx := context.Background()
+		const ttl = 10 * time.Second
+		mk := func(who string) *Mutex {
+			m, err := NewGCS(testBucket, "lock", WithEndpoint(srv.URL()), WithTTL(ttl), WithOwner(who),
+				WithAttemptTimeout(time.Minute), WithHTTPClient(&http.Client{Transport: tagged{who, srv}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		a, b := mk("a"), mk("b")
+		var mu sync.Mutex
+		var aInserts int
+		srv.SetFaults(func(r *dimutextest.Request) dimutextest.Fault {
+			if r.Header.Get("X-Who") != "a" || r.Op != "insert" {
+				return dimutextest.Fault{}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			aInserts++
+			switch aInserts {
+			case 1: // lands; the answer is lost
+				return dimutextest.Fault{Kind: dimutextest.ResetAfter}
+			case 2: // the retry comes after a's lease has run out
+				return dimutextest.Fault{Latency: ttl + 500*time.Millisecond}
+			case 3: // the renewal comes after b has taken the lock over
+				return dimutextest.Fault{Latency: 3 * time.Second}
+			}
+			return dimutextest.Fault{}
+		})
+		got := make(chan *Lease)
+		go func() {
+			l, err := a.Acquire(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- l
+		}()
+		time.Sleep(500 * time.Millisecond)
+		lb, err := b.Acquire(ctx) // takes a's expired first write over
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if err := lb.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		la := <-got
+		if la.Token() <= lb.Token() {
+			t.Errorf("a's token %d is not larger than b's earlier token %d", la.Token(), lb.Token())
+		}
+		if aInserts != 4 {
+			t.Errorf("a sent %d inserts, want 4: the schedule did not happen", aInserts)
+		}
+		la.Release(ctx)
+	})
+}

@@ -190,6 +190,7 @@ func (s *Semaphore) view(objs []*gcsjson.Object, w *waiter, now time.Time) (*slo
 func (s *Semaphore) acquire(ctx context.Context, wait bool) (*Lease, error) {
 	a := s.slots[0].newAcquisition(s.value)
 	w := s.slots[0].newWaiter()
+	hot := make(map[int]time.Time) // slots that answered 429, until when
 poll:
 	for {
 		if !wait && a.writes >= tryWrites {
@@ -222,10 +223,25 @@ poll:
 			}
 		}
 		var free []int
+		var cooling time.Duration // until the first hot free slot cools
 		for i, obj := range v.objs {
-			if obj == nil || v.lefts[i] < 0 {
-				free = append(free, i)
+			if obj != nil && v.lefts[i] >= 0 {
+				continue
 			}
+			if until := hot[i]; now.Before(until) {
+				if d := until.Sub(now); cooling == 0 || d < cooling {
+					cooling = d
+				}
+				continue
+			}
+			free = append(free, i)
+		}
+		if len(free) == 0 && cooling > 0 {
+			// Free slots, but each was just written by someone else.
+			if err := sleep(ctx, cooling); err != nil {
+				return a.fail(ctx, fmt.Errorf("dimutex: acquire %s: %w", s.ref, err))
+			}
+			continue
 		}
 		if len(free) == 0 {
 			if !wait {
@@ -240,14 +256,20 @@ poll:
 		}
 		i := free[int(s.jitter(time.Duration(len(free)-1)))]
 		var match int64
-		a.prev = nil
+		var prev *takeover
 		if obj := v.objs[i]; obj != nil {
 			rec := v.recs[i]
 			match = obj.Generation
-			a.prev = &takeover{owner: rec.owner, token: rec.tokenOf(obj), ago: -v.lefts[i]}
+			prev = &takeover{owner: rec.owner, token: rec.tokenOf(obj), ago: -v.lefts[i]}
 		}
-		if l, ok, err := s.write(ctx, a, i, match); ok {
+		a.fresh(prev)
+		l, ok, err := s.write(ctx, a, i, match)
+		if ok {
 			return l, err
+		}
+		if gcsjson.IsRateLimited(err) {
+			// Someone else is writing slot i: try the others first.
+			hot[i] = time.Now().Add(rateLimitPause(s.slots[i]))
 		}
 		// Lost the race for slot i, or the write may have landed unseen:
 		// the next list tells.
@@ -256,7 +278,8 @@ poll:
 
 // write makes the acquiring write to slot i at ifGenerationMatch=match,
 // renewing it if needed. It reports done if the acquisition is over, with
-// its result; otherwise the caller lists again.
+// its result; otherwise the caller lists again (and err is a 429, if that
+// is why).
 func (s *Semaphore) write(ctx context.Context, a *acquisition, i int, match int64) (l *Lease, done bool, err error) {
 	for {
 		l, again, err := a.write(ctx, s.slots[i], match)
@@ -266,6 +289,8 @@ func (s *Semaphore) write(ctx context.Context, a *acquisition, i int, match int6
 		case again != 0:
 			match = again
 			continue
+		case ctx.Err() == nil && gcsjson.IsRateLimited(err):
+			return nil, false, err
 		case ctx.Err() != nil || !gcsjson.IsPreconditionFailed(err) && !mayHaveApplied(err):
 			_, err = a.fail(ctx, fmt.Errorf("dimutex: acquire %s: %w", s.ref, err))
 			return nil, true, err

@@ -220,7 +220,9 @@ type Write struct {
 // generation is ifGenerationMatch; 0 means only if no live object exists. It
 // returns the new object version. A mismatch is an *Error matching
 // ErrPreconditionFailed, and nothing is written.
-func (c *Client) Insert(ctx context.Context, bucket, name string, ifGenerationMatch int64, w Write) (*Object, error) {
+//
+// Options change how this one call behaves; see FailOnRateLimit.
+func (c *Client) Insert(ctx context.Context, bucket, name string, ifGenerationMatch int64, w Write, opts ...CallOption) (*Object, error) {
 	if err := checkCall(bucket, name, ifGenerationMatch); err != nil {
 		return nil, err
 	}
@@ -233,13 +235,17 @@ func (c *Client) Insert(ctx context.Context, bucket, name string, ifGenerationMa
 		"name":              {name},
 		"ifGenerationMatch": {strconv.FormatInt(ifGenerationMatch, 10)},
 	}
-	resp, err := c.send(ctx, &call{
+	cl := &call{
 		op: "insert", bucket: bucket, object: name,
 		method:      http.MethodPost,
 		url:         c.url("/upload/storage/v1/b/"+url.PathEscape(bucket)+"/o", q),
 		body:        body,
 		contentType: contentType,
-	})
+	}
+	for _, opt := range opts {
+		opt(cl)
+	}
+	resp, err := c.send(ctx, cl)
 	if err != nil {
 		return nil, err
 	}
@@ -372,8 +378,18 @@ func (c *Client) url(escapedPath string, q url.Values) *url.URL {
 	return &u
 }
 
+// A CallOption changes how one call behaves.
+type CallOption func(*call)
+
+// FailOnRateLimit makes a call return a 429 (GCS's limit of about one write
+// per second per object) at once instead of retrying it. A caller that
+// races others for an object, such as an acquisition, would rather read
+// again and choose anew than wait its turn on a contended object.
+func FailOnRateLimit() CallOption { return func(cl *call) { cl.failOn429 = true } }
+
 // call is one API call: the same request, sent once per attempt.
 type call struct {
+	failOn429          bool
 	op, bucket, object string
 	method             string
 	url                *url.URL
@@ -486,7 +502,8 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 		}
 		mayHaveApplied = mayHaveApplied || ambiguous && isWrite && sent
 		fail.MayHaveApplied = mayHaveApplied
-		retry = retry && (c.retry.MaxAttempts == 0 || attempt < c.retry.MaxAttempts)
+		retry = retry && (c.retry.MaxAttempts == 0 || attempt < c.retry.MaxAttempts) &&
+			!(cl.failOn429 && status == http.StatusTooManyRequests)
 		c.observe(ctx, cl, attempt, status, err, start, ambiguous && isWrite && sent, retry)
 		if !retry {
 			return nil, fail

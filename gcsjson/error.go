@@ -107,6 +107,13 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 // IsPreconditionFailed reports whether err is, or wraps, a 412 from the API.
 func IsPreconditionFailed(err error) bool { return errors.Is(err, ErrPreconditionFailed) }
 
+// IsRateLimited reports whether err is, or wraps, a 429 from the API: GCS's
+// limit of about one write per second per object, or a quota.
+func IsRateLimited(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == http.StatusTooManyRequests
+}
+
 // errorBody is GCS's error envelope:
 // {"error":{"code":412,"message":"...","errors":[{"domain":"global","reason":"conditionNotMet"}]}}.
 type errorBody struct {
