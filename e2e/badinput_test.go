@@ -1,4 +1,4 @@
-package dimutex_test
+package e2e_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/dimutex/dimutex"
 	"github.com/dimutex/dimutex/auth"
-	"github.com/dimutex/dimutex/internal/gcstest"
+	"github.com/dimutex/dimutex/e2e/internal/gcstest"
 )
 
 // Bad input gets a clear error that names the bad value, and no request is

@@ -1,4 +1,4 @@
-package dimutex_test
+package e2e_test
 
 import (
 	"bufio"
@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dimutex/dimutex/internal/faultproxy"
-	"github.com/dimutex/dimutex/internal/gcstest"
+	"github.com/dimutex/dimutex/e2e/internal/backend"
+	"github.com/dimutex/dimutex/e2e/internal/faultproxy"
 )
 
 // soak reports whether the long versions of the multi-process tests should
@@ -33,9 +33,17 @@ func TestProcesses(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building lockworker: %v\n%s", err, out)
 	}
-	t.Run("many", func(t *testing.T) { t.Parallel(); testManyProcesses(t, bin) })
-	t.Run("crash", func(t *testing.T) { t.Parallel(); testCrash(t, bin) })
-	t.Run("pause", func(t *testing.T) { t.Parallel(); testPause(t, bin) })
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *backend.Backend, string)
+	}{
+		{"many", testManyProcesses}, {"crash", testCrash}, {"pause", testPause},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			backend.Each(t, func(t *testing.T, b *backend.Backend) { tc.test(t, b, bin) })
+		})
+	}
 }
 
 // worker is one running lockworker.
@@ -86,8 +94,8 @@ func (w *worker) await(t *testing.T, prefix string, within time.Duration) string
 	return ""
 }
 
-func workerArgs(endpoint, name string, extra ...string) []string {
-	return append([]string{"-endpoint", endpoint, "-bucket", gcstest.Bucket, "-name", name}, extra...)
+func workerArgs(endpoint, bucket, name string, extra ...string) []string {
+	return append([]string{"-endpoint", endpoint, "-bucket", bucket, "-name", name}, extra...)
 }
 
 // addFaults makes the proxy fault a fraction of all requests, spread evenly
@@ -109,18 +117,18 @@ func addFaults(p *faultproxy.Proxy, fraction float64) {
 // Eight processes run critical sections on one lock through a proxy that
 // faults a fifth of all requests. No two sections overlap, tokens increase
 // from hold to hold, and every process finishes.
-func testManyProcesses(t *testing.T, bin string) {
+func testManyProcesses(t *testing.T, b *backend.Backend, bin string) {
 	procs, sections := 8, 4
 	if soak() {
 		sections = 50
 	}
-	f := newFaultyEnv(t, 42)
+	f := newFaultyEnv(t, b, 42)
 	addFaults(f.proxy, 0.20)
 	out := filepath.Join(t.TempDir(), "sections.jsonl")
 	start := time.Now()
 	workers := make([]*worker, procs)
 	for i := range workers {
-		workers[i] = startWorker(t, bin, workerArgs(f.front.URL, "soak",
+		workers[i] = startWorker(t, bin, workerArgs(f.front.URL, f.srv.Bucket, "soak",
 			"-mode=sections", "-id", strconv.Itoa(i), "-sections", strconv.Itoa(sections), "-ttl=2s", "-out", out)...)
 	}
 	for i, w := range workers {
@@ -204,22 +212,22 @@ func readSections(t *testing.T, path string) (secs []section, losses []loss) {
 
 // A holder killed with SIGKILL in mid-section is taken over by another
 // process once its TTL has passed by the server's clock.
-func testCrash(t *testing.T, bin string) {
+func testCrash(t *testing.T, b *backend.Backend, bin string) {
 	const ttl = 2 * time.Second
 	runs := 1
 	if soak() {
 		runs = 10
 	}
-	e := newEnv(t)
+	e := newEnv(t, b)
 	var took []time.Duration
 	for i := range runs {
 		name := fmt.Sprint("crash-", i)
 		// Start at a random point of the server's second, whose Date
 		// counts whole seconds, for a fair spread of takeover times.
 		time.Sleep(rand.N(time.Second))
-		holder := startWorker(t, bin, workerArgs(e.srv.URL(), name, "-mode=hold", "-ttl", ttl.String())...)
+		holder := startWorker(t, bin, workerArgs(e.srv.URL, e.srv.Bucket, name, "-mode=hold", "-ttl", ttl.String())...)
 		holder.await(t, "acquired", 10*time.Second)
-		heir := startWorker(t, bin, workerArgs(e.srv.URL(), name, "-mode=hold", "-ttl", ttl.String())...)
+		heir := startWorker(t, bin, workerArgs(e.srv.URL, e.srv.Bucket, name, "-mode=hold", "-ttl", ttl.String())...)
 		time.Sleep(300 * time.Millisecond) // mid-section, before its first refresh
 		if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -241,16 +249,16 @@ func testCrash(t *testing.T, bin string) {
 // A holder paused with SIGSTOP for longer than its TTL loses its lease: on
 // SIGCONT it reports the loss and sends no write, and another process has
 // held the lock meanwhile.
-func testPause(t *testing.T, bin string) {
+func testPause(t *testing.T, b *backend.Backend, bin string) {
 	const ttl = 2 * time.Second
-	e := newEnv(t)
-	holder := startWorker(t, bin, workerArgs(e.srv.URL(), "pause", "-mode=hold", "-ttl", ttl.String())...)
+	e := newEnv(t, b)
+	holder := startWorker(t, bin, workerArgs(e.srv.URL, e.srv.Bucket, "pause", "-mode=hold", "-ttl", ttl.String())...)
 	holder.await(t, "acquired", 10*time.Second)
 	if err := holder.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	heir := startWorker(t, bin, workerArgs(e.srv.URL(), "pause", "-mode=hold", "-ttl", ttl.String())...)
+	heir := startWorker(t, bin, workerArgs(e.srv.URL, e.srv.Bucket, "pause", "-mode=hold", "-ttl", ttl.String())...)
 	line := heir.await(t, "acquired", ttl+5*time.Second)
 	heirAcquired := time.Since(stopped)
 	heirToken, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)

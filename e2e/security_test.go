@@ -1,4 +1,4 @@
-package dimutex_test
+package e2e_test
 
 import (
 	"bytes"
@@ -15,8 +15,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/dimutex/dimutex"
-	"github.com/dimutex/dimutex/internal/faultproxy"
-	"github.com/dimutex/dimutex/internal/gcstest"
+	"github.com/dimutex/dimutex/e2e/internal/backend"
+	"github.com/dimutex/dimutex/e2e/internal/faultproxy"
+	"github.com/dimutex/dimutex/e2e/internal/gcstest"
 )
 
 // secret is the access token the tests hand out; it must never leak.
@@ -31,111 +32,116 @@ func (c *countingTokens) Token() (*oauth2.Token, error) {
 }
 
 // No Authorization header reaches an emulator or a plain-http endpoint, even
-// when a token source is configured. Not parallel: it sets the environment.
+// when a token source is configured. Not parallel, on either backend: it
+// sets the environment.
 func TestNoAuthorizationToEmulator(t *testing.T) {
-	f := newFaultyEnv(t, 8)
-	tokens := &countingTokens{}
-	// An unusable credentials file: if anything looked for credentials, the
-	// operations below would fail.
-	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
-	host := strings.TrimPrefix(f.front.URL, "http://")
-	for _, tc := range []struct {
-		name string
-		env  string
-		opts []dimutex.Option
-	}{
-		{"STORAGE_EMULATOR_HOST with a token source", host, []dimutex.Option{dimutex.WithTokenSource(tokens)}},
-		{"STORAGE_EMULATOR_HOST with a scheme", f.front.URL, nil},
-		{"plain-http WithEndpoint", "", []dimutex.Option{dimutex.WithEndpoint(f.front.URL)}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("STORAGE_EMULATOR_HOST", tc.env)
-			f.proxy.ResetStats()
-			m, err := dimutex.NewGCS(gcstest.Bucket, "no-auth", tc.opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := ctxT(t)
-			l, err := m.Acquire(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Refresh(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := m.Inspect(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Release(ctx); err != nil {
-				t.Fatal(err)
-			}
-			st := f.proxy.Stats()
-			if st.Requests < 4 || st.Authorized != 0 {
-				t.Errorf("%d of %d requests carried an Authorization header", st.Authorized, st.Requests)
-			}
-		})
-	}
-	if n := tokens.calls.Load(); n != 0 {
-		t.Errorf("the token source was asked for %d tokens for an emulator", n)
-	}
+	backend.EachSerial(t, func(t *testing.T, b *backend.Backend) {
+		f := newFaultyEnv(t, b, 8)
+		tokens := &countingTokens{}
+		// An unusable credentials file: if anything looked for credentials, the
+		// operations below would fail.
+		t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+		host := strings.TrimPrefix(f.front.URL, "http://")
+		for _, tc := range []struct {
+			name string
+			env  string
+			opts []dimutex.Option
+		}{
+			{"STORAGE_EMULATOR_HOST with a token source", host, []dimutex.Option{dimutex.WithTokenSource(tokens)}},
+			{"STORAGE_EMULATOR_HOST with a scheme", f.front.URL, nil},
+			{"plain-http WithEndpoint", "", []dimutex.Option{dimutex.WithEndpoint(f.front.URL)}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Setenv("STORAGE_EMULATOR_HOST", tc.env)
+				f.proxy.ResetStats()
+				m, err := dimutex.NewGCS(f.srv.Bucket, "no-auth", tc.opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := ctxT(t)
+				l, err := m.Acquire(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Refresh(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.Inspect(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+				st := f.proxy.Stats()
+				if st.Requests < 4 || st.Authorized != 0 {
+					t.Errorf("%d of %d requests carried an Authorization header", st.Authorized, st.Requests)
+				}
+			})
+		}
+		if n := tokens.calls.Load(); n != 0 {
+			t.Errorf("the token source was asked for %d tokens for an emulator", n)
+		}
+	})
 }
 
 // Over https the token is sent, but it never appears in an error or a log
 // line, even at debug level and through retries and failures.
 func TestTokenNeverInErrorsOrLogs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	p := faultproxy.New(e.srv.URL(), faultproxy.WithSeed(9), faultproxy.WithDeletePreconditions())
-	front := httptest.NewTLSServer(p)
-	t.Cleanup(front.Close)
-	t.Cleanup(func() { p.Close() })
-	var logs bytes.Buffer
-	m, err := dimutex.NewGCS(gcstest.Bucket, "secret",
-		dimutex.WithEndpoint(front.URL),
-		dimutex.WithHTTPClient(front.Client()),
-		dimutex.WithTokenSource(&countingTokens{}),
-		dimutex.WithBackoff(5*time.Millisecond, 20*time.Millisecond),
-		dimutex.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := ctxT(t)
-	var errs []error
-	for _, fault := range []faultproxy.Fault{faultproxy.Status503, faultproxy.ResetBefore, faultproxy.Status429} {
-		p.Add(faultproxy.Rule{Fault: fault, Next: 1})
-	}
-	l, err := m.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Add(faultproxy.Rule{Fault: faultproxy.Status401, Next: 1})
-	_, err = m.Inspect(ctx)
-	errs = append(errs, err)
-	p.Add(faultproxy.Rule{Fault: faultproxy.Status400, Next: 1})
-	errs = append(errs, l.Refresh(ctx))
-	_, err = m.TryAcquire(ctx)
-	errs = append(errs, err)
-	if err := l.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	errs = append(errs, l.Release(ctx))
-	if p.Stats().Authorized == 0 {
-		t.Fatal("the token was never sent, so this test proves nothing")
-	}
-	for _, err := range errs {
-		if err == nil {
-			t.Error("expected an error")
-		} else if strings.Contains(err.Error(), secret) {
-			t.Errorf("an error carries the token: %v", err)
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		e := newEnv(t, b)
+		p := faultproxy.New(e.srv.URL, proxyOptions(b, 9)...)
+		front := httptest.NewTLSServer(p)
+		t.Cleanup(front.Close)
+		t.Cleanup(func() { p.Close() })
+		var logs bytes.Buffer
+		m, err := dimutex.NewGCS(e.srv.Bucket, "secret",
+			dimutex.WithEndpoint(front.URL),
+			dimutex.WithHTTPClient(front.Client()),
+			dimutex.WithTokenSource(&countingTokens{}),
+			dimutex.WithBackoff(5*time.Millisecond, 20*time.Millisecond),
+			dimutex.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !strings.Contains(logs.String(), "retrying") {
-		t.Error("no retry was logged, so this test proves nothing")
-	}
-	if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), "SECRET") {
-		t.Errorf("a log line carries the token:\n%s", logs.String())
-	}
+		ctx := ctxT(t)
+		var errs []error
+		for _, fault := range []faultproxy.Fault{faultproxy.Status503, faultproxy.ResetBefore, faultproxy.Status429} {
+			p.Add(faultproxy.Rule{Fault: fault, Next: 1})
+		}
+		l, err := m.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Add(faultproxy.Rule{Fault: faultproxy.Status401, Next: 1})
+		_, err = m.Inspect(ctx)
+		errs = append(errs, err)
+		p.Add(faultproxy.Rule{Fault: faultproxy.Status400, Next: 1})
+		errs = append(errs, l.Refresh(ctx))
+		_, err = m.TryAcquire(ctx)
+		errs = append(errs, err)
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		errs = append(errs, l.Release(ctx))
+		if p.Stats().Authorized == 0 {
+			t.Fatal("the token was never sent, so this test proves nothing")
+		}
+		for _, err := range errs {
+			if err == nil {
+				t.Error("expected an error")
+			} else if strings.Contains(err.Error(), secret) {
+				t.Errorf("an error carries the token: %v", err)
+			}
+		}
+		if !strings.Contains(logs.String(), "retrying") {
+			t.Error("no retry was logged, so this test proves nothing")
+		}
+		if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), "SECRET") {
+			t.Errorf("a log line carries the token:\n%s", logs.String())
+		}
+	})
 }
 
 // Redirects are never followed, so a token cannot be carried to another host.

@@ -1,4 +1,4 @@
-package main
+package cli_test
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/dimutex/dimutex/internal/gcstest"
+	"github.com/dimutex/dimutex/e2e/internal/backend"
 )
 
 // TestRunInteractive runs dimutex in the foreground of a terminal, as an
@@ -19,53 +19,55 @@ import (
 // held.
 func TestRunInteractive(t *testing.T) {
 	t.Parallel()
-	srv := gcstest.Start(t)
-	master, slave := openPTY(t)
-	out := filepath.Join(t.TempDir(), "out")
+	backend.Each(t, func(t *testing.T, b *backend.Backend) {
+		srv := b.Start(t)
+		master, slave := openPTY(t)
+		out := filepath.Join(t.TempDir(), "out")
 
-	cmd := exec.Command(dimutexBin, "run", gcstest.Bucket, "tty", "--",
-		"sh", "-c", `read line; echo "got $line" > "$1"`, "sh", out)
-	cmd.Env = testEnv(srv)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	// A new session with the terminal as its controlling terminal, so that
-	// dimutex starts in its foreground.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	// Drain the terminal's output so that nothing blocks on it.
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			if _, err := master.Read(buf); err != nil {
-				return
+		cmd := exec.Command(dimutexBin, "run", srv.Bucket, "tty", "--",
+			"sh", "-c", `read line; echo "got $line" > "$1"`, "sh", out)
+		cmd.Env = testEnv(srv)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		// A new session with the terminal as its controlling terminal, so that
+		// dimutex starts in its foreground.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		// Drain the terminal's output so that nothing blocks on it.
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				if _, err := master.Read(buf); err != nil {
+					return
+				}
 			}
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+		}()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
 
-	waitFor(t, "the lock to be taken", 10*time.Second, func() bool { return generation(srv, "tty") != 0 })
-	if _, err := master.Write([]byte("typed\n")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("dimutex: %v", err)
+		waitFor(t, "the lock to be taken", 10*time.Second, func() bool { return generation(srv, "tty") != 0 })
+		if _, err := master.Write([]byte("typed\n")); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatal("the command did not read the terminal (stopped in the background?)")
-	}
-	if data, _ := os.ReadFile(out); string(data) != "got typed\n" {
-		t.Errorf("the command wrote %q, want %q", data, "got typed\n")
-	}
-	if g := generation(srv, "tty"); g != 0 {
-		t.Errorf("the lock is still there (generation %d)", g)
-	}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("dimutex: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatal("the command did not read the terminal (stopped in the background?)")
+		}
+		if data, _ := os.ReadFile(out); string(data) != "got typed\n" {
+			t.Errorf("the command wrote %q, want %q", data, "got typed\n")
+		}
+		if g := generation(srv, "tty"); g != 0 {
+			t.Errorf("the lock is still there (generation %d)", g)
+		}
+	})
 }
 
 // openPTY opens a pseudo-terminal pair; both ends are closed when the test
