@@ -53,7 +53,11 @@ cleanup() {
 trap cleanup EXIT
 
 lib=$root
-label="this checkout ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$([[ -n $(git -C "$root" status --porcelain 2>/dev/null) ]] && echo ', with uncommitted changes'))"
+label="this checkout ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+if [[ -n $(git -C "$root" status --porcelain 2>/dev/null) ]]; then
+	label+=", with uncommitted changes"
+fi
+label+=")"
 if [[ -n $before ]]; then
 	lib=$tmp/lib
 	mkdir "$lib"
