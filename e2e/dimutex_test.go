@@ -424,7 +424,7 @@ func TestWeirdNames(t *testing.T) {
 	})
 }
 
-// The emulator ignores DELETE preconditions, so the wire is checked instead:
+// fake-gcs-server ignores DELETE preconditions, so the wire is checked instead:
 // every write carries ifGenerationMatch, and waiters only read while the
 // lock is live.
 func TestWireLevel(t *testing.T) {
