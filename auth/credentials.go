@@ -273,8 +273,15 @@ func (c *Credentials) findCredentials(ctx context.Context) (oauth2.TokenSource, 
 
 // metadataTokenSource returns a token source from the GCE metadata server,
 // if this process runs where there is one.
-func metadataTokenSource(ctx context.Context) (oauth2.TokenSource, error) {
-	if !metadata.OnGCEWithContext(ctx) {
+//
+// The probe, metadata.OnGCE, runs once per process and is memoized; it is
+// bounded by its own timeouts (a 2 s dial, 5 s per request), not by a
+// context: cloud.google.com/go/compute/metadata v0.3.0, the version
+// golang.org/x/oauth2 requires, has no OnGCEWithContext. Nothing is lost:
+// resolve runs under context.WithoutCancel, so no ctx here is ever cancelled,
+// and a caller stops waiting when its own ctx ends (see tokenSource).
+func metadataTokenSource(context.Context) (oauth2.TokenSource, error) {
+	if !metadata.OnGCE() {
 		return nil, errors.New("not on Google Cloud")
 	}
 	return google.ComputeTokenSource("", Scope), nil

@@ -1,46 +1,13 @@
 package gcsjson_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"unicode"
 
 	"github.com/dimutex/dimutex/gcsjson"
-	"github.com/dimutex/dimutex/internal/gcstest"
 )
-
-// Any object name GCS accepts round-trips through the path and the query:
-// created, read back under the same name, and deleted.
-func FuzzObjectNameRoundTrip(f *testing.F) {
-	for _, name := range []string{
-		"a/b/c", "with space", "plus+sign", "question?mark", "hash#tag", "percent%20literal",
-		"ünïcødé/名前", "semi;colon=eq&amp", "a/../b", "trailing/", "%2F", "..%2f..", "?#[]@!$&'()*+,;=",
-		"\x00nul", "tab\t", "\u2028line-separator", "emoji 🔒",
-	} {
-		f.Add(name)
-	}
-	srv := gcstest.Start(f)
-	c := newClient(f, srv.URL(), nil)
-	f.Fuzz(func(t *testing.T, name string) {
-		if gcsjson.ValidateObjectName(name) != nil {
-			return
-		}
-		ctx := context.Background()
-		obj, err := c.Insert(ctx, gcstest.Bucket, name, 0, gcsjson.Write{})
-		if err != nil {
-			t.Fatalf("Insert(%q): %v", name, err)
-		}
-		got, err := c.Get(ctx, gcstest.Bucket, name)
-		if err != nil || got.Name != name || got.Generation != obj.Generation {
-			t.Fatalf("Get(%q) = %+v, %v", name, got, err)
-		}
-		if err := c.Delete(ctx, gcstest.Bucket, name, obj.Generation); err != nil {
-			t.Fatalf("Delete(%q): %v", name, err)
-		}
-	})
-}
 
 // The error parser never panics, and what it returns is one printable line.
 func FuzzParseError(f *testing.F) {

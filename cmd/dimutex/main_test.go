@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,9 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/dimutex/dimutex"
-	"github.com/dimutex/dimutex/internal/gcstest"
 )
 
 // dimutexBin is the binary under test, built once by TestMain and never
@@ -65,8 +61,10 @@ type proc struct {
 }
 
 // testEnv returns the environment for the binary: this one's, pointed at
-// srv (or at nothing that listens, if srv is nil), with no inherited lease.
-func testEnv(srv *gcstest.Server, extra ...string) []string {
+// an emulator address where nothing listens, with no inherited lease. The
+// tests here need no emulator; those that do are in the e2e module
+// (e2e/cli).
+func testEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "STORAGE_EMULATOR_HOST=") && !strings.HasPrefix(kv, "DIMUTEX_") && !strings.HasPrefix(kv, "GORACE=") {
@@ -74,9 +72,6 @@ func testEnv(srv *gcstest.Server, extra ...string) []string {
 		}
 	}
 	host := "127.0.0.1:1"
-	if srv != nil {
-		host = srv.HostPort()
-	}
 	// A binary built with -race sleeps 1 s at exit by default, to let
 	// goroutines report races; races are still reported without it.
 	env = append(env, "GORACE=atexit_sleep_ms=0", "STORAGE_EMULATOR_HOST="+host)
@@ -85,11 +80,11 @@ func testEnv(srv *gcstest.Server, extra ...string) []string {
 
 // start starts the binary with args. It is killed, if still running, when
 // the test ends.
-func start(t *testing.T, srv *gcstest.Server, stdin string, env []string, args ...string) *proc {
+func start(t *testing.T, stdin string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, done: make(chan struct{})}
 	p.cmd = exec.Command(dimutexBin, args...)
-	p.cmd.Env = append(testEnv(srv), env...)
+	p.cmd.Env = append(testEnv(), env...)
 	p.cmd.Stdin = strings.NewReader(stdin)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	// A command that dimutex left behind must not keep the test waiting
@@ -143,18 +138,10 @@ func (p *proc) wait() result {
 	return p.res
 }
 
-// signal sends sig to the binary.
-func (p *proc) signal(sig os.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
 // dimutexRun runs the binary with args to completion.
-func dimutexRun(t *testing.T, srv *gcstest.Server, args ...string) result {
+func dimutexRun(t *testing.T, args ...string) result {
 	t.Helper()
-	return start(t, srv, "", nil, args...).wait()
+	return start(t, "", nil, args...).wait()
 }
 
 // expectCode fails the test unless r exited with code.
@@ -164,59 +151,3 @@ func expectCode(t *testing.T, r result, code int) {
 		t.Fatalf("exit status %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
 	}
 }
-
-// waitFor polls cond until it holds, or fails the test after timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitFile waits for path to exist and returns its contents.
-func waitFile(t *testing.T, path string) string {
-	t.Helper()
-	var data []byte
-	waitFor(t, path, 10*time.Second, func() bool {
-		var err error
-		data, err = os.ReadFile(path)
-		return err == nil && len(data) > 0
-	})
-	return string(data)
-}
-
-// generation returns the lock object's generation, or 0 if it is absent.
-func generation(srv *gcstest.Server, name string) int64 {
-	obj, err := srv.GetObject(gcstest.Bucket, name)
-	if err != nil {
-		return 0
-	}
-	return obj.Generation
-}
-
-// hold acquires the lock name through the library, as another process
-// would, and releases it when the test ends.
-func hold(t *testing.T, srv *gcstest.Server, name string, opts ...dimutex.Option) *dimutex.Lease {
-	t.Helper()
-	opts = append([]dimutex.Option{dimutex.WithEndpoint(srv.URL()), dimutex.WithOwner("tester/1")}, opts...)
-	m, err := dimutex.NewGCS(gcstest.Bucket, name, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	l, err := m.TryAcquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Release(context.Background()) })
-	return l
-}
-
-// loop is a shell loop that keeps a command busy for up to 20 s, long
-// enough for any test, short enough that a stray one dies by itself.
-const loop = `i=0; while [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done`

@@ -60,7 +60,7 @@ func TestUsage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			t.Parallel()
-			r := dimutexRun(t, nil, tt.args...)
+			r := dimutexRun(t, tt.args...)
 			expectCode(t, r, tt.code)
 			if tt.stdout == "" && r.stdout != "" || !regexp.MustCompile(tt.stdout).MatchString(r.stdout) {
 				t.Errorf("stdout %q, want %q", r.stdout, tt.stdout)

@@ -1,25 +1,34 @@
-// Command demo shows dimutex at work against an in-process GCS emulator:
-// eight workers share one lock for five turns each, one holder crashes on
-// purpose, and the lock passes to the next worker once the crashed lease's
-// TTL has run out by the server's clock.
+// Command demo shows dimutex at work against a GCS emulator: eight workers
+// share one lock for five turns each, one holder crashes on purpose, and the
+// lock passes to the next worker once the crashed lease's TTL has run out by
+// the server's clock.
 //
-//	go run ./examples/demo
+//	STORAGE_EMULATOR_HOST=127.0.0.1:PORT go run ./examples/demo
+//
+// For now it needs an emulator that is already running, such as
+// fake-gcs-server or Google's storage-testbench, and creates its bucket
+// there. (It used to start fake-gcs-server in process; that dependency moved
+// to the e2e module so that it no longer reaches the library's users, and an
+// in-process server without it is to come.)
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/dimutex/dimutex"
-	"github.com/dimutex/dimutex/internal/gcstest"
 )
 
 const (
+	bucket  = "dimutex-demo"
 	workers = 8
 	turns   = 5
 	ttl     = 2 * time.Second
@@ -43,12 +52,32 @@ func main() {
 	}
 }
 
-func run() error {
-	srv, err := gcstest.New()
+// createBucket creates the demo's bucket on the emulator named by
+// STORAGE_EMULATOR_HOST, unless it exists.
+func createBucket() error {
+	host := os.Getenv("STORAGE_EMULATOR_HOST")
+	if host == "" {
+		return errors.New("STORAGE_EMULATOR_HOST is not set: start a GCS emulator (fake-gcs-server, or Google's storage-testbench: see README.md) " +
+			"and run STORAGE_EMULATOR_HOST=127.0.0.1:PORT go run ./examples/demo")
+	}
+	if !strings.Contains(host, "://") {
+		host = "http://" + host
+	}
+	resp, err := http.Post(host+"/storage/v1/b?project=demo", "application/json", strings.NewReader(`{"name":"`+bucket+`"}`))
 	if err != nil {
+		return fmt.Errorf("creating bucket %s on the emulator at %s: %w", bucket, host, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
+		return fmt.Errorf("creating bucket %s on the emulator at %s: %s", bucket, host, resp.Status)
+	}
+	return nil
+}
+
+func run() error {
+	if err := createBucket(); err != nil {
 		return err
 	}
-	defer srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 
@@ -60,22 +89,21 @@ func run() error {
 		errs  = make(chan error, workers)
 		since = func(t time.Time) string { return fmt.Sprintf("%6.3fs", t.Sub(start).Seconds()) }
 	)
-	fmt.Printf("%d workers, %d turns each, one lock gs://%s/demo.lock, TTL %v\n\n", workers, turns, gcstest.Bucket, ttl)
+	fmt.Printf("%d workers, %d turns each, one lock gs://%s/demo.lock, TTL %v\n\n", workers, turns, bucket, ttl)
 	fmt.Println("   time  worker  event")
 	for w := 1; w <= workers; w++ {
 		opts := []dimutex.Option{
-			dimutex.WithEndpoint(srv.URL()),
 			dimutex.WithOwner(fmt.Sprintf("worker-%d", w)),
 			dimutex.WithTTL(ttl),
 			dimutex.WithBackoff(10*time.Millisecond, 250*time.Millisecond),
 		}
-		m, err := dimutex.NewGCS(gcstest.Bucket, "demo.lock", opts...)
+		m, err := dimutex.NewGCS(bucket, "demo.lock", opts...)
 		if err != nil {
 			return err
 		}
 		// A crashed process stops refreshing its lease: this Mutex's leases
 		// never refresh, so the one it holds runs out after the TTL.
-		crashing, err := dimutex.NewGCS(gcstest.Bucket, "demo.lock", append(opts, dimutex.WithRefreshInterval(0))...)
+		crashing, err := dimutex.NewGCS(bucket, "demo.lock", append(opts, dimutex.WithRefreshInterval(0))...)
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dimutex/dimutex/internal/faultproxy"
+	"github.com/dimutex/dimutex/e2e/internal/faultproxy"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 )
 
@@ -253,12 +253,6 @@ func TestStatusFaults(t *testing.T) {
 			}
 		})
 	}
-}
-
-// isReset reports whether err is a connection reset or an unexpected end
-// of the connection, as a client sees a RST.
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // ResetBefore: the client gets a connection error, nothing was applied.

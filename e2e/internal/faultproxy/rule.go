@@ -221,7 +221,7 @@ func (r *Rule) validate() error {
 	case r.Next < 0:
 		return fmt.Errorf("negative Next %d", r.Next)
 	case math.IsNaN(r.Probability) || r.Probability < 0 || r.Probability > 1:
-		return fmt.Errorf("Probability %v not in [0, 1]", r.Probability)
+		return fmt.Errorf("probability %v not in [0, 1]", r.Probability)
 	}
 	return nil
 }
