@@ -1,23 +1,21 @@
-// Command demo shows dimutex at work against a GCS emulator: eight workers
-// share one lock for five turns each, one holder crashes on purpose, and the
-// lock passes to the next worker once the crashed lease's TTL has run out by
-// the server's clock.
+// Command demo shows dimutex at work: eight workers share one lock for five
+// turns each, one holder crashes on purpose, and the lock passes to the next
+// worker once the crashed lease's TTL has run out by the server's clock.
 //
-//	STORAGE_EMULATOR_HOST=127.0.0.1:PORT go run ./examples/demo
+//	go run ./examples/demo
 //
-// For now it needs an emulator that is already running, such as
-// fake-gcs-server or Google's storage-testbench, and creates its bucket
-// there. (It used to start fake-gcs-server in process; that dependency moved
-// to the e2e module so that it no longer reaches the library's users, and an
-// in-process server without it is to come.)
+// By default the workers share dimutextest, the project's in-memory GCS,
+// served on 127.0.0.1 in process, so the demo needs nothing else. With
+// STORAGE_EMULATOR_HOST set it uses that emulator instead (fake-gcs-server,
+// or Google's storage-testbench), and creates its bucket there.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/dimutextest"
 )
 
 const (
@@ -52,32 +51,39 @@ func main() {
 	}
 }
 
-// createBucket creates the demo's bucket on the emulator named by
-// STORAGE_EMULATOR_HOST, unless it exists.
-func createBucket() error {
+// serve returns the options that point the workers at a server: none for
+// the emulator named by STORAGE_EMULATOR_HOST, on which it creates the
+// demo's bucket, or else an in-memory GCS served on 127.0.0.1, which stop
+// shuts down.
+func serve() (opts []dimutex.Option, stop func(), err error) {
 	host := os.Getenv("STORAGE_EMULATOR_HOST")
 	if host == "" {
-		return errors.New("STORAGE_EMULATOR_HOST is not set: start a GCS emulator (fake-gcs-server, or Google's storage-testbench: see README.md) " +
-			"and run STORAGE_EMULATOR_HOST=127.0.0.1:PORT go run ./examples/demo")
+		srv := httptest.NewServer(dimutextest.NewServer(dimutextest.WithBucket(bucket)))
+		fmt.Printf("an in-memory GCS (package dimutextest) at %s\n", srv.URL)
+		return []dimutex.Option{dimutex.WithEndpoint(srv.URL)}, srv.Close, nil
 	}
-	if !strings.Contains(host, "://") {
-		host = "http://" + host
+	root := host
+	if !strings.Contains(root, "://") {
+		root = "http://" + root
 	}
-	resp, err := http.Post(host+"/storage/v1/b?project=demo", "application/json", strings.NewReader(`{"name":"`+bucket+`"}`))
+	resp, err := http.Post(root+"/storage/v1/b?project=demo", "application/json", strings.NewReader(`{"name":"`+bucket+`"}`))
 	if err != nil {
-		return fmt.Errorf("creating bucket %s on the emulator at %s: %w", bucket, host, err)
+		return nil, nil, fmt.Errorf("creating bucket %s on the emulator at %s: %w", bucket, host, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusConflict {
-		return fmt.Errorf("creating bucket %s on the emulator at %s: %s", bucket, host, resp.Status)
+		return nil, nil, fmt.Errorf("creating bucket %s on the emulator at %s: %s", bucket, host, resp.Status)
 	}
-	return nil
+	fmt.Printf("the emulator at %s (STORAGE_EMULATOR_HOST)\n", host)
+	return nil, func() {}, nil
 }
 
 func run() error {
-	if err := createBucket(); err != nil {
+	server, stop, err := serve()
+	if err != nil {
 		return err
 	}
+	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
 
@@ -92,11 +98,11 @@ func run() error {
 	fmt.Printf("%d workers, %d turns each, one lock gs://%s/demo.lock, TTL %v\n\n", workers, turns, bucket, ttl)
 	fmt.Println("   time  worker  event")
 	for w := 1; w <= workers; w++ {
-		opts := []dimutex.Option{
+		opts := append([]dimutex.Option{
 			dimutex.WithOwner(fmt.Sprintf("worker-%d", w)),
 			dimutex.WithTTL(ttl),
 			dimutex.WithBackoff(10*time.Millisecond, 250*time.Millisecond),
-		}
+		}, server...)
 		m, err := dimutex.NewGCS(bucket, "demo.lock", opts...)
 		if err != nil {
 			return err

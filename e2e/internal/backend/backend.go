@@ -16,17 +16,7 @@
 // skips its subtest with the reason.
 //
 // To add a backend, declare a *Backend with its Open function and add it to
-// All; for example an httptest server of an in-memory GCS:
-//
-//	var Memory = &Backend{
-//		Name: "memory", DeletePreconditions: true, GCSErrors: true,
-//		Open: func(tb testing.TB) (string, func(bucket string) error) {
-//			srv := memgcs.New()
-//			hs := httptest.NewServer(srv)
-//			tb.Cleanup(hs.Close)
-//			return hs.URL, srv.CreateBucket
-//		},
-//	}
+// All, as Memory is.
 package backend
 
 import (
@@ -35,12 +25,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dimutex/dimutex/dimutextest"
 	"github.com/dimutex/dimutex/e2e/internal/gcstest"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 )
@@ -66,7 +58,22 @@ type Backend struct {
 }
 
 // All is every backend, in the order that Each runs them.
-var All = []*Backend{Fake, Testbench}
+var All = []*Backend{Memory, Fake, Testbench}
+
+// Memory is the project's own in-memory GCS, package dimutextest, behind an
+// httptest server: GCS's semantics (DELETE preconditions enforced, Date in
+// whole seconds, GCS-shaped errors), a new server for each test.
+var Memory = &Backend{
+	Name:                "memory",
+	DeletePreconditions: true,
+	GCSErrors:           true,
+	Open: func(tb testing.TB) (string, func(string) error) {
+		srv := dimutextest.NewServer()
+		hs := httptest.NewServer(srv)
+		tb.Cleanup(hs.Close)
+		return hs.URL, srv.CreateBucket
+	},
+}
 
 // Fake is fake-gcs-server v1.56.1 in process: a new server for each test.
 // It ignores DELETE preconditions (see gcs-facts.md for its other
