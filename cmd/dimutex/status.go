@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -439,5 +440,6 @@ func semaphoreStatus(a *statusArgs, stdout, stderr io.Writer) int {
 
 // mismatchText explains a size mismatch, err, and what to do about it.
 func mismatchText(err error) string {
-	return trim(err) + "; every client of a semaphore must give the same --slots: use the holders' size, or wait until they release"
+	msg := regexp.MustCompile(`this client uses (\d+)$`).ReplaceAllString(trim(err), "this client gives --slots $1")
+	return msg + "; every client of a semaphore must give the same --slots: use the holders' size, or wait until they release"
 }

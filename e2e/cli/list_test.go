@@ -36,9 +36,9 @@ func TestList(t *testing.T) {
 		expectCode(t, r, exitOK)
 		want := `^NAME +STATE +OWNER +TOKEN +VALUE +EXPIRES IN\n` +
 			`jobs/expired +expired +"other/1" +` + strconv.FormatInt(expired, 10) + ` +- +\d+m?s ago\n` +
-			`jobs/held +held +"tester/1" +` + strconv.FormatInt(held.Token(), 10) + ` +"v 1" +(5\ds|1m[0-2]s)\n` +
+			`jobs/held +held +"tester/1" +` + strconv.FormatInt(held.Token(), 10) + ` +"v 1" +(\d+s|1m[0-2]s)\n` +
 			`jobs/plain +not-a-lock +- +- +- +-\n` +
-			`jobs/sem/slot-000 +held +"holder/a" +` + strconv.FormatInt(slot.Token(), 10) + ` +- +(5\ds|1m[0-2]s)\n$`
+			`jobs/sem/slot-000 +held +"holder/a" +` + strconv.FormatInt(slot.Token(), 10) + ` +- +(\d+s|1m[0-2]s)\n$`
 		if !regexp.MustCompile(want).MatchString(r.stdout) {
 			t.Errorf("list printed\n%s\nwant\n%s", r.stdout, want)
 		}

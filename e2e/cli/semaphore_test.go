@@ -43,7 +43,11 @@ func TestRunSemaphore(t *testing.T) {
 		srv := b.Start(t)
 		dir := t.TempDir()
 		log := filepath.Join(dir, "log")
-		script := `echo "start $DIMUTEX_TOKEN" >> "$1"; sleep 1; echo "end $DIMUTEX_TOKEN" >> "$1"`
+		// Each command waits (up to 5 s) until two have started, so
+		// that the first two overlap, then runs a little longer.
+		script := `echo "start $DIMUTEX_TOKEN" >> "$1"; i=0
+while [ "$(grep -c start "$1")" -lt 2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+sleep 0.3; echo "end $DIMUTEX_TOKEN" >> "$1"`
 		var ps []*proc
 		for range 3 {
 			ps = append(ps, start(t, srv, "", nil, "run", "--slots", "2", srv.Bucket, "sem", "--", "sh", "-c", script, "sh", log))
@@ -86,7 +90,7 @@ func TestSemaphoreFull(t *testing.T) {
 		holdSlot(t, srv, "full", 2, "holder/a")
 		holdSlot(t, srv, "full", 2, "holder/b")
 		ref := "gs://" + srv.Bucket + "/full"
-		holders := `2 of 2 slots held \(by "holder/[ab]", "holder/[ab]"\); the first may free in up to (5\ds|1m[0-2]s)`
+		holders := `2 of 2 slots held \(by "holder/[ab]", "holder/[ab]"\); the first may free in up to (\d+s|1m[0-2]s)`
 		tests := []struct {
 			name   string
 			args   []string

@@ -54,6 +54,26 @@ func TestVerbose(t *testing.T) {
 				t.Errorf("stderr:\n%s", r.stderr)
 			}
 		})
+		t.Run("release and leader", func(t *testing.T) {
+			t.Parallel()
+			hold(t, srv, "verbose-release")
+			r := dimutexRun(t, srv, "leader", "-v", srv.Bucket, "verbose-release")
+			expectCode(t, r, exitOK)
+			if !regexp.MustCompile(`(?m)^time=\S+ level=DEBUG msg=request op=get object=gs://` + srv.Bucket + `/verbose-release status=200 attempt=1 duration=\S+$`).MatchString(r.stderr) {
+				t.Errorf("leader -v: stderr:\n%s", r.stderr)
+			}
+			r = dimutexRun(t, srv, "release", "-v", "--force", srv.Bucket, "verbose-release")
+			expectCode(t, r, exitOK)
+			for _, op := range []string{"get", "delete"} {
+				if !regexp.MustCompile(`(?m)^time=\S+ level=DEBUG msg=request op=` + op + ` object=gs://` + srv.Bucket + `/verbose-release status=\d+ attempt=1 duration=\S+$`).MatchString(r.stderr) {
+					t.Errorf("release -v: no %s request in stderr:\n%s", op, r.stderr)
+				}
+			}
+			// The library logs the force-release at warn level.
+			if !strings.Contains(r.stderr, `level=WARN msg="dimutex: lock force-released"`) {
+				t.Errorf("release -v: stderr:\n%s", r.stderr)
+			}
+		})
 		t.Run("lost", func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
