@@ -994,11 +994,17 @@ func TestSimulationFindsPlantedDefects(t *testing.T) {
 //     the schedules, TestTokenOfAnAcquisitionThatStartsAnew scripts it.)
 //   - 1182: on a semaphore under GCS's write limit, a waiter kept retrying a
 //     429 on one contended slot for 20 s while other slots stood free.
+//   - 4466: a semaphore acquisition left a write of its own pending on one
+//     slot when it took another; the write landed and held the slot for
+//     nothing until its TTL ran out.
+//   - 5917: a landed release, with someone acquiring before the retry, was
+//     reported as a loss when GCS's clock stepped back between the two
+//     writes (the rule had compared timestamps).
 //   - 155 and 167: the false loss of a landed release, and a loss reported
 //     for a release that failed after the work (fixed before the simulator
 //     existed; it finds them on the code before the fix).
 func TestSimulationRegressions(t *testing.T) {
-	for _, seed := range []uint64{155, 167, 1182, 1283} {
+	for _, seed := range []uint64{155, 167, 1182, 1283, 4466, 5917} {
 		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
 			reportViolations(t, runSeed(t, drawParams(seed, fullProfile)))
 		})
