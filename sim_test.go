@@ -227,9 +227,6 @@ func (w *simWorld) run() {
 	w.live.Wait()
 }
 
-// now returns the true (bubble) time.
-func (w *simWorld) now() time.Time { return time.Now() }
-
 // fault decides a request's fate from the seed and the request's identity
 // alone, so that it does not depend on goroutine interleaving.
 func (w *simWorld) fault(r *dimutextest.Request) dimutextest.Fault {
@@ -351,7 +348,7 @@ func (w *simWorld) outside() {
 		case w.p.serverJumps && (!w.p.outsiders || w.rng.IntN(2) == 0):
 			// Date goes backwards: safe, only later takeovers.
 			back := time.Duration(w.rng.Int64N(int64(5 * time.Second)))
-			w.srv.SetClock(w.srv.Now().Sub(time.Now())-back, w.p.serverRate) // hmm: see serverJump
+			w.srv.SetClock(time.Until(w.srv.Now())-back, w.p.serverRate)
 			w.record(outsideEvent{at: time.Now(), kind: "clock back " + back.Round(time.Millisecond).String()})
 		case w.rng.IntN(2) == 0:
 			w.forceRelease()
