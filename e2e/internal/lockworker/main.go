@@ -84,7 +84,7 @@ func main() {
 	var err error
 	switch *mode {
 	case "elect":
-		err = elect(ctx, *bucket, *name, *id, *ttl, *check, *out, opts)
+		err = elect(ctx, *bucket, *name, *id, *check, *out, opts)
 	case "semaphore":
 		err = semaphore(ctx, *bucket, *name, *size, *id, *holdFor, *check, *out, opts)
 	}
