@@ -392,12 +392,16 @@ func TestCancelledAcquireCleansUp(t *testing.T) {
 }
 
 // Refresh and Release heed their ctx while another write of the lease is
-// under way: here, writes that hang.
+// under way: here, writes that hang. Release abandons a background
+// refresh, but waits for a caller's that is writing.
 func TestLeaseCallsHeedCtxWhileAnotherWriteRuns(t *testing.T) {
 	t.Parallel()
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		f := newFaultyEnv(t, b, 11)
 		l := acquire(t, f.mutex("busy", nil, dimutex.WithTTL(4*time.Second), dimutex.WithRefreshInterval(100*time.Millisecond),
+			dimutex.WithAttemptTimeout(10*time.Second)))
+		// Refreshed by hand only, so that a caller's Refresh writes at once.
+		byHand := acquire(t, f.mutex("by-hand", nil, dimutex.WithTTL(4*time.Second), dimutex.WithRefreshInterval(0),
 			dimutex.WithAttemptTimeout(10*time.Second)))
 		f.proxy.Add(faultproxy.Rule{Methods: faultproxy.MethodPost, Fault: faultproxy.Hang})
 		quick := func(name string, call func(context.Context) error) {
@@ -412,17 +416,19 @@ func TestLeaseCallsHeedCtxWhileAnotherWriteRuns(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // the background refresh now hangs
 		quick("Refresh while the background refresh hangs", l.Refresh)
 
-		// Release abandons a background refresh, but waits for a caller's.
 		hung, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
-		go func() { defer close(done); l.Refresh(hung) }()
+		go func() { defer close(done); byHand.Refresh(hung) }()
 		time.Sleep(300 * time.Millisecond)
-		quick("Release while a caller's Refresh hangs", l.Release)
+		quick("Release while a caller's Refresh hangs", byHand.Release)
 		f.proxy.Clear()
 		stop()
 		<-done
-		if err := l.Release(ctxT(t)); err != nil {
+		if err := byHand.Release(ctxT(t)); err != nil {
 			t.Fatalf("Release, once nothing hangs: %v", err)
+		}
+		if err := l.Release(ctxT(t)); err != nil {
+			t.Fatalf("Release, abandoning the hung background refresh: %v", err)
 		}
 	})
 }
