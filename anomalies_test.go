@@ -141,7 +141,7 @@ func (c *wallClock) suspend(srv *dimutextest.Server, d time.Duration) {
 	c.mu.Lock()
 	c.jumps = append(c.jumps, wallJump{at: time.Now(), d: d})
 	c.mu.Unlock()
-	srv.SetClock(srv.Now().Sub(time.Now())+d, 1)
+	srv.SetClock(time.Until(srv.Now())+d, 1)
 }
 
 // After a host is suspended for longer than the TTL (its monotonic clock
@@ -204,10 +204,10 @@ func TestClockAnomalies(t *testing.T) {
 		{name: "Date unparsable", faults: editDate(func(h http.Header) { h.Set("Date", "yesterday") }),
 			min: ttl + clockMargin, max: ttl + clockMargin + 300*time.Millisecond},
 		{name: "Date goes backwards an hour (updated later than Date)", at: func(srv *dimutextest.Server) {
-			srv.SetClock(srv.Now().Sub(time.Now())-time.Hour, 1)
+			srv.SetClock(time.Until(srv.Now())-time.Hour, 1)
 		}, min: ttl + clockMargin, max: ttl + clockMargin + 300*time.Millisecond},
 		{name: "server clock 5% slow", at: func(srv *dimutextest.Server) {
-			srv.SetClock(srv.Now().Sub(time.Now()), 0.95)
+			srv.SetClock(time.Until(srv.Now()), 0.95)
 		}, min: ttl + clockMargin, max: ttl + clockMargin + 300*time.Millisecond},
 	}
 	for _, tc := range tests {
@@ -235,7 +235,7 @@ func TestClockAnomalies(t *testing.T) {
 				}
 				took := time.Since(last)
 				if time.Now().Before(deadline) {
-					t.Errorf("taken over %v before the holder's deadline", deadline.Sub(time.Now()))
+					t.Errorf("taken over %v before the holder's deadline", time.Until(deadline))
 				}
 				if took < tc.min || took > tc.max {
 					t.Errorf("taken over %v after the holder's last write, want in [%v, %v]", took, tc.min, tc.max)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/auth"
 	"github.com/dimutex/dimutex/dimutextest"
 )
 
@@ -292,4 +295,41 @@ func TestBadValues(t *testing.T) {
 		g.armed.Store(false)
 		release(t, l)
 	})
+}
+
+// A bad credentials file is found at the first operation, which fails with
+// an error naming the file but not its contents, before any request.
+func TestBadCredentialsFile(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]struct{ content, want string }{
+		"not JSON":     {"-----BEGIN PRIVATE KEY----- hunter2", "not valid JSON"},
+		"unknown type": {`{"type":"hunter2_account","private_key":"hunter2"}`, "unsupported"},
+		"empty":        {"", "empty"},
+	}
+	t.Setenv("STORAGE_EMULATOR_HOST", "")
+	for name, f := range files {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".json")
+			if err := os.WriteFile(path, []byte(f.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", path)
+			m, err := dimutex.NewGCS("good-bucket", "lock", dimutex.WithHTTPClient(&http.Client{Transport: noRequests(t)}),
+				dimutex.WithEndpoint("https://127.0.0.1:1"))
+			if err != nil {
+				t.Fatalf("NewGCS resolves credentials lazily, but failed: %v", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err = m.TryAcquire(ctx)
+			switch {
+			case !errors.Is(err, auth.ErrBadCredentials):
+				t.Fatalf("TryAcquire = %v, want ErrBadCredentials", err)
+			case !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), f.want):
+				t.Errorf("error %q does not name %s and say %q", err, path, f.want)
+			case strings.Contains(err.Error(), "hunter2"):
+				t.Errorf("error %q shows the file's contents", err)
+			}
+		})
+	}
 }

@@ -47,7 +47,6 @@ type Lease struct {
 	gen       int64      // generation of the lease's latest write
 	sent      time.Time  // when that write was sent (monotonic)...
 	sentWall  time.Time  // ...and the wall clock then
-	updated   time.Time  // that write's updated time, by the server's clock
 	refreshAt time.Time  // when the refresher should write next
 	failures  int        // consecutive failed background refreshes
 	value     string     // the value the lease publishes
@@ -76,7 +75,6 @@ func (lk *lock) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease
 		gen:      obj.Generation,
 		sent:     sent,
 		sentWall: lk.wall(sent),
-		updated:  obj.Updated,
 	}
 	l.ctx, l.end = context.WithCancelCause(context.Background())
 	l.refreshCtx, l.cancelRefresh = context.WithCancel(context.Background())
@@ -298,7 +296,7 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64) (a
 	obj, gerr := l.lk.client.Get(gctx, l.lk.bucket, l.lk.name)
 	cancel()
 	l.mu.Lock()
-	gone, updated := l.maybeGone, l.updated
+	gone := l.maybeGone
 	l.mu.Unlock()
 	switch {
 	case gcsjson.IsNotFound(gerr) && !gone:
@@ -313,10 +311,14 @@ func (l *Lease) settle(ctx context.Context, op string, werr error, gen int64) (a
 	}
 	holder := readRecord(obj.Metadata)
 	switch {
-	case holder.lease != l.id && gone && !obj.TimeCreated.Before(updated):
-		// A delete of ours may have landed, and this object was created
-		// after our last write: our delete did land, and someone has
-		// acquired since. Nothing overlapped our lease.
+	case holder.lease != l.id && gone:
+		// A delete of ours may have landed, and the lock is someone
+		// else's now, so written after our last write (which landed): our
+		// delete did land, and someone has acquired since. Nothing
+		// overlapped our lease. (Only an outside actor's delete before
+		// ours would look the same, and no read can tell the two apart.)
+		// Timestamps cannot decide it: GCS's clock may step back between
+		// two writes. (Simulation seed 5917.)
 		return false, l.releasedBy(op)
 	case holder.lease != l.id && !holder.isLock():
 		return false, l.lose(LossOverwritten, "the lock object was replaced by another tool's object, which is not a lock")
@@ -361,7 +363,6 @@ func (l *Lease) extend(obj *gcsjson.Object, rec record) {
 		l.rec, l.value = rec, rec.value
 		l.gen = obj.Generation
 		l.sent, l.sentWall = obj.SentAt, l.lk.wall(obj.SentAt)
-		l.updated = obj.Updated
 		l.failures = 0
 		l.maybeGone = false // a write of ours landed after any delete
 		l.refreshAt = l.lk.refreshAt(obj.SentAt)

@@ -285,6 +285,15 @@ func (s *Semaphore) write(ctx context.Context, a *acquisition, i int, match int6
 		l, again, err := a.write(ctx, s.slots[i], match)
 		switch {
 		case l != nil:
+			// An earlier write of ours to another slot may still land, or
+			// have landed unseen: remove it, so that it does not hold a
+			// slot for nothing until its TTL runs out. (Simulation seed
+			// 4466.)
+			for _, other := range a.unseen {
+				if other != s.slots[i] {
+					other.cleanup(ctx, a.rec.lease)
+				}
+			}
 			return l, true, nil
 		case again != 0:
 			match = again

@@ -76,12 +76,12 @@ func TestClockOffsetAndRate(t *testing.T) {
 		check(start.Add(100*time.Second + 300*time.Millisecond))
 
 		// Twice as fast, from the current reading: continuous.
-		a.srv.SetClock(a.srv.Now().Sub(time.Now()), 2)
+		a.srv.SetClock(time.Until(a.srv.Now()), 2)
 		time.Sleep(10 * time.Second)
 		check(start.Add(120*time.Second + 300*time.Millisecond))
 
 		// Half speed.
-		a.srv.SetClock(a.srv.Now().Sub(time.Now()), 0.5)
+		a.srv.SetClock(time.Until(a.srv.Now()), 0.5)
 		time.Sleep(10 * time.Second)
 		check(start.Add(125*time.Second + 300*time.Millisecond))
 

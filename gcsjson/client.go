@@ -382,9 +382,11 @@ func (c *Client) url(escapedPath string, q url.Values) *url.URL {
 type CallOption func(*call)
 
 // FailOnRateLimit makes a call return a 429 (GCS's limit of about one write
-// per second per object) at once instead of retrying it. A caller that
-// races others for an object, such as an acquisition, would rather read
-// again and choose anew than wait its turn on a contended object.
+// per second per object) at once instead of retrying it, unless an earlier
+// attempt of the call may have landed: then the call goes on until it can
+// tell. A caller that races others for an object, such as an acquisition,
+// would rather read again and choose anew than wait its turn on a
+// contended object.
 func FailOnRateLimit() CallOption { return func(cl *call) { cl.failOn429 = true } }
 
 // call is one API call: the same request, sent once per attempt.
@@ -503,7 +505,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 		mayHaveApplied = mayHaveApplied || ambiguous && isWrite && sent
 		fail.MayHaveApplied = mayHaveApplied
 		retry = retry && (c.retry.MaxAttempts == 0 || attempt < c.retry.MaxAttempts) &&
-			!(cl.failOn429 && status == http.StatusTooManyRequests)
+			!(cl.failOn429 && status == http.StatusTooManyRequests && !mayHaveApplied)
 		c.observe(ctx, cl, attempt, status, err, start, ambiguous && isWrite && sent, retry)
 		if !retry {
 			return nil, fail

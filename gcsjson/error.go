@@ -1,12 +1,16 @@
 package gcsjson
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -172,4 +176,37 @@ func printable(s string, n int) string {
 		}
 	}
 	return b.String()
+}
+
+// ErrorClass returns the class of a transport error, for metrics that want
+// few label values: "canceled", "timeout", "reset" (a connection reset or
+// aborted, a stream reset, a connection the server had closed), "eof" (an
+// answer cut short), "refused", "dns", or "" for an error of none of these
+// classes, and for nil. The common classes are told without allocating.
+func ErrorClass(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "eof"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	}
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &dnsErr):
+		return "dns"
+	case isHTTP2Reset(err), isServerClosedIdle(err):
+		return "reset"
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	}
+	return ""
 }

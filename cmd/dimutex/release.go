@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/dimutex/dimutex"
 	"github.com/dimutex/dimutex/gcsjson"
@@ -20,18 +21,23 @@ then terminates its command (exit 75); until then two holders may overlap.
 
 release reads the lock and deletes exactly the version it read, so a lock
 acquired or refreshed in between is never removed: that is reported, with
-status 1, and you can look again with 'dimutex status'.
+status 1, and you can look again with 'dimutex status'. It deletes only
+dimutex locks: an object at NAME without dimutex's lease metadata is
+refused (status 1) and left alone. A semaphore's slot is a lock of its own,
+NAME/slot-000 and on.
 
 Flags:
   --force         required: say that you mean it
   --token N       release only if the holder's fencing token is N (as shown
                   by 'dimutex status', or DIMUTEX_TOKEN in its command)
+  --timeout D     give up after D without an answer from GCS (default 30s)
   --endpoint URL  the JSON API root (overrides STORAGE_EMULATOR_HOST)
   -v              log requests and retries to stderr
 
 Exit status: 0 released, or the lock was already free (nothing to do);
-1 refused: the holder's token is not N, or the lock changed after it was
-read; 2 usage (also without --force); 125 failure.
+1 refused: the holder's token is not N, the lock changed after it was
+read, or NAME is not a dimutex lock; 2 usage (also without --force);
+125 failure.
 `
 
 // releaseArgs are the parsed arguments of `dimutex release`.
@@ -40,6 +46,7 @@ type releaseArgs struct {
 	force        bool
 	token        int64
 	tokenSet     bool
+	timeout      time.Duration
 	bucket, name string
 }
 
@@ -47,6 +54,7 @@ func (a *releaseArgs) flags() *flag.FlagSet {
 	fs := newFlagSet("release")
 	fs.BoolVar(&a.force, "force", false, "required")
 	fs.Int64Var(&a.token, "token", 0, "expected fencing token")
+	registerTimeout(fs, &a.timeout)
 	a.common.register(fs)
 	return fs
 }
@@ -68,6 +76,9 @@ func parseRelease(args []string) (*releaseArgs, error) {
 	case a.tokenSet && a.token <= 0:
 		return nil, usagef("--token %d must be positive", a.token)
 	}
+	if err := checkTimeout(a.timeout); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -79,14 +90,18 @@ func cmdRelease(args []string, stdout, stderr io.Writer) int {
 	}
 	m, err := a.newMutex(a.bucket, a.name, stderr)
 	if err != nil {
-		return configFailed("release", err, a.bucket, stderr)
+		return configFailed("release", err, &a.common, a.bucket, stderr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeout)
 	defer cancel()
 	st, err := m.Inspect(ctx)
 	switch {
 	case err != nil:
-		return failed(stderr, "reading "+m.String(), err, a.bucket)
+		return failedWithin(stderr, "reading "+m.String(), err, a.bucket, a.timeout)
+	case st.NotALock:
+		fmt.Fprintf(stderr, "dimutex: %s is not a dimutex lock (an object without dimutex's lease metadata, generation %d); release deletes only dimutex locks, so nothing was deleted\n",
+			m, st.Generation)
+		return exitHeld
 	case !st.Exists:
 		fmt.Fprintf(stdout, "%s is already free; nothing to release\n", m)
 		return exitOK
@@ -96,6 +111,7 @@ func cmdRelease(args []string, stdout, stderr io.Writer) int {
 		return exitHeld
 	}
 	err = m.ForceRelease(ctx, st.Generation)
+	var nl *dimutex.NotALockError
 	switch {
 	case err == nil:
 		was := "held by"
@@ -111,6 +127,9 @@ func cmdRelease(args []string, stdout, stderr io.Writer) int {
 	case gcsjson.IsNotFound(err):
 		fmt.Fprintf(stdout, "%s is already free (it was released as it was read); nothing to release\n", m)
 		return exitOK
+	case errors.As(err, &nl):
+		fmt.Fprintf(stderr, "dimutex: %s; release deletes only dimutex locks, so nothing was deleted\n", notALockText(nl))
+		return exitHeld
 	}
-	return failed(stderr, "releasing "+m.String(), err, a.bucket)
+	return failedWithin(stderr, "releasing "+m.String(), err, a.bucket, a.timeout)
 }

@@ -29,6 +29,17 @@ COMMAND with dimutex's stdin, stdout and stderr; release the lock when the
 command exits, and exit with its status. While the command runs, the lease
 is refreshed in the background every TTL/3.
 
+With --slots N, take one slot of the semaphore NAME of N slots instead, so
+that at most N commands run at once. Each slot is a lock of its own, the
+object NAME/slot-000 and on; everyone who uses the semaphore must give the
+same N: while live slots are held with another size, run refuses (exit
+125). -n, --timeout and the exit statuses work as for a lock; a full
+semaphore is "held".
+
+With --value S, the lease publishes S while the command runs, for
+'dimutex leader' and 'dimutex status' to show: run --value is how a
+process campaigns in a leader election (the lock's holder leads).
+
 Signals and job control: the command runs in its own process group (in the
 terminal's foreground when dimutex is). SIGINT, SIGTERM, SIGHUP and SIGQUIT
 sent to dimutex are passed on to that group; the lock is released once the
@@ -42,36 +53,54 @@ If the lease is lost while the command runs (refreshes failed until the TTL
 ran out, or someone ran 'dimutex release --force'), the command's process
 group gets SIGTERM, then SIGKILL after --grace, and dimutex exits 75.
 
+If NAME holds an object that dimutex did not write (no lease metadata),
+run refuses at once, with status 125: dimutex never overwrites it, so pick
+another NAME.
+
 Flags:
-  -n, --no-wait   fail at once, with status 1, if the lock is held
+  -n, --no-wait   fail at once, with status 1, if the lock is held (with
+                  --slots: if every slot is)
   --timeout D     give up waiting after D, with status 1 (default: wait
                   as long as it takes)
-  --ttl D         how long the lease lives without a refresh (default 1m0s);
-                  a crashed holder's lock frees itself about TTL after its
-                  last refresh
+  --ttl D         how long the lease lives without a refresh, from 1s to
+                  24h (default 1m0s); a crashed holder's lock frees itself
+                  about TTL + 1s after its last refresh
   --grace D       after the lease is lost, how long to wait between SIGTERM
                   and SIGKILL (default 10s)
-  --owner S       who holds the lock, as 'dimutex status' shows it
-                  (default "HOSTNAME/PID COMMAND")
-  --endpoint URL  the JSON API root (overrides STORAGE_EMULATOR_HOST)
+  --owner S       who holds the lock, as 'dimutex status' shows it: at most
+                  512 bytes of UTF-8 without control characters (default
+                  "HOSTNAME/PID COMMAND")
+  --value S       publish S while the command runs: at most 1024 bytes of
+                  UTF-8 (default: none)
+  --slots N       take a slot of the semaphore NAME of N slots (1 to 1000)
+  --endpoint URL  the JSON API root (overrides STORAGE_EMULATOR_HOST);
+                  HOST:PORT means http://HOST:PORT
   -v              log requests, retries and lease events to stderr
 
 D is a Go duration, such as 90s, 5m or 1h30m.
+
+Before it waits, run reads the lock once. That read, and the one attempt
+of -n, give up after 30s without an answer from GCS (exit 125), or after
+--timeout if that is shorter. (If a write of -n may have landed
+unanswered, up to 5s more go to removing the lock it may have made.)
 
 The command's environment also has:
   DIMUTEX_LOCK           gs://BUCKET/NAME
   DIMUTEX_TOKEN          the fencing token: unique to this holding and, in
                          practice, larger for each later holder; give it to
                          what the lock protects, so that it can refuse the
-                         writes of a holder whose lease has ended
+                         writes of a holder whose lease has ended (with
+                         --slots: the slot's token)
   DIMUTEX_LEASE_EXPIRES  the lease's deadline when the command started, RFC
                          3339 UTC (dimutex keeps extending it)
   DIMUTEX_OWNER          the --owner string
+  DIMUTEX_VALUE          the --value string ("" if none)
 
 Exit status: the command's own, or 1 (held with -n, or --timeout expired),
-2 (usage), 75 (lease lost), 125 (GCS or credential failure, or the lock not
-released after the command ended), 126 (command not executable), 127
-(command not found), 128+N (signal N while waiting).
+2 (usage), 75 (lease lost), 125 (GCS or credential failure, NAME is not a
+dimutex lock, a semaphore size mismatch, or the lock not released after the
+command ended), 126 (command not executable), 127 (command not found),
+128+N (signal N while waiting).
 `
 
 // defaultGrace is the default of --grace.
@@ -88,6 +117,8 @@ type runArgs struct {
 	ttl          time.Duration
 	grace        time.Duration
 	owner        string
+	value        string
+	slots        int
 	bucket, name string
 	command      []string
 }
@@ -100,6 +131,8 @@ func (a *runArgs) flags() *flag.FlagSet {
 	fs.DurationVar(&a.ttl, "ttl", dimutex.DefaultTTL, "lease TTL")
 	fs.DurationVar(&a.grace, "grace", defaultGrace, "time between SIGTERM and SIGKILL")
 	fs.StringVar(&a.owner, "owner", "", "holder description")
+	fs.StringVar(&a.value, "value", "", "value to publish")
+	fs.IntVar(&a.slots, "slots", 0, "semaphore size")
 	a.common.register(fs)
 	return fs
 }
@@ -133,10 +166,10 @@ func parseRun(args []string) (*runArgs, error) {
 		return nil, usagef("missing the command after --")
 	case set["timeout"] && a.timeout <= 0:
 		return nil, usagef("--timeout %v must be positive (omit it to wait as long as it takes, or use -n)", a.timeout)
-	case set["timeout"] && a.noWait:
-		return nil, usagef("-n and --timeout exclude each other")
 	case a.grace < 0:
 		return nil, usagef("--grace %v must not be negative", a.grace)
+	case set["slots"] && a.slots < 1:
+		return nil, usagef("--slots %d: it must be from 1 to %d", a.slots, dimutex.MaxSlots)
 	}
 	if a.owner == "" {
 		a.owner = defaultOwner(a.command[0])
@@ -150,9 +183,22 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return parseFailed("run", runHelp, err, stdout, stderr)
 	}
-	m, err := a.newMutex(a.bucket, a.name, stderr, dimutex.WithTTL(a.ttl), dimutex.WithOwner(a.owner))
+	opts := append(a.options(stderr), dimutex.WithTTL(a.ttl), dimutex.WithOwner(a.owner))
+	if a.value != "" {
+		opts = append(opts, dimutex.WithValue(a.value))
+	}
+	// For a semaphore, m only names it, in messages and DIMUTEX_LOCK.
+	m, err := dimutex.NewGCS(a.bucket, a.name, opts...)
 	if err != nil {
-		return configFailed("run", err, a.bucket, stderr)
+		return configFailed("run", err, &a.common, a.bucket, stderr)
+	}
+	var t target = &lockTarget{m}
+	if a.slots > 0 {
+		sem, err := dimutex.NewSemaphore(a.bucket, a.name, a.slots, opts...)
+		if err != nil {
+			return configFailed("run", err, &a.common, a.bucket, stderr)
+		}
+		t = &semaphoreTarget{sem: sem, bucket: a.bucket, name: a.name, opts: opts}
 	}
 	// Find the command before taking the lock, so that a typo does not
 	// make everyone else wait.
@@ -167,11 +213,74 @@ func cmdRun(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	signal.Notify(sigc, forwardedSignals()...)
 	defer signal.Stop(sigc)
 
-	lease, code := acquire(a, m, sigc, stderr)
+	lease, code := acquire(a, t, sigc, stderr)
 	if lease == nil {
 		return code
 	}
 	return supervise(a, m, lease, path, sigc, stdin, stdout, stderr)
+}
+
+// target is what run acquires: a lock, or a slot of a semaphore.
+type target interface {
+	// String names it in messages: "gs://bucket/name".
+	String() string
+	// what names what is waited for: the lock, or "a slot of" it.
+	what() string
+	Acquire(ctx context.Context) (*dimutex.Lease, error)
+	TryAcquire(ctx context.Context) (*dimutex.Lease, error)
+	// peek reads it once, and reports whether it is held (every slot,
+	// for a semaphore) and by whom. Its error is a failed read, or what
+	// acquiring would give too: ErrNotALock, ErrSizeMismatch.
+	peek(ctx context.Context) (held bool, holders string, err error)
+}
+
+// lockTarget is a lock.
+type lockTarget struct{ *dimutex.Mutex }
+
+func (t *lockTarget) what() string { return t.String() }
+
+func (t *lockTarget) peek(ctx context.Context) (bool, string, error) {
+	st, err := t.Inspect(ctx)
+	switch {
+	case err != nil:
+		return false, "", err
+	case st.NotALock:
+		return false, "", &dimutex.NotALockError{Lock: t.String(), Generation: st.Generation, Size: -1}
+	}
+	holders := fmt.Sprintf("it is held by %q (token %d) for up to %v more", st.Owner, st.Token, roundDuration(st.ExpiresIn))
+	if st.TTLCapped {
+		holders += fmt.Sprintf(" (its stored TTL is missing or unusable, so it is judged as %v)", dimutex.MaxTTL)
+	}
+	return st.Held, holders, nil
+}
+
+// semaphoreTarget is a slot of a semaphore.
+type semaphoreTarget struct {
+	sem          *dimutex.Semaphore
+	bucket, name string
+	opts         []dimutex.Option
+}
+
+func (t *semaphoreTarget) String() string { return t.sem.String() }
+func (t *semaphoreTarget) what() string   { return "a slot of " + t.sem.String() }
+
+func (t *semaphoreTarget) Acquire(ctx context.Context) (*dimutex.Lease, error) {
+	return t.sem.Acquire(ctx)
+}
+
+func (t *semaphoreTarget) TryAcquire(ctx context.Context) (*dimutex.Lease, error) {
+	return t.sem.TryAcquire(ctx)
+}
+
+func (t *semaphoreTarget) peek(ctx context.Context) (bool, string, error) {
+	s, err := readSemaphore(ctx, t.bucket, t.name, t.sem.Size(), t.opts)
+	if err != nil {
+		return false, "", err
+	}
+	if s.blocked != nil {
+		return false, "", s.blocked
+	}
+	return s.full(), s.describeHolders(), nil
 }
 
 // signalled is the cause of a wait cut short by a signal.
@@ -187,7 +296,7 @@ func (s *signalled) Error() string {
 
 // acquire takes the lock as the flags say. It returns the lease, or nil and
 // the exit status after reporting why not.
-func acquire(a *runArgs, m *dimutex.Mutex, sigc <-chan os.Signal, stderr io.Writer) (*dimutex.Lease, int) {
+func acquire(a *runArgs, t target, sigc <-chan os.Signal, stderr io.Writer) (*dimutex.Lease, int) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	stop, watched := make(chan struct{}), make(chan struct{})
@@ -199,7 +308,7 @@ func acquire(a *runArgs, m *dimutex.Mutex, sigc <-chan os.Signal, stderr io.Writ
 		case <-stop:
 		}
 	}()
-	lease, code := acquireCtx(ctx, a, m, stderr)
+	lease, code := acquireCtx(ctx, a, t, stderr)
 	close(stop)
 	<-watched
 	var s *signalled
@@ -209,20 +318,26 @@ func acquire(a *runArgs, m *dimutex.Mutex, sigc <-chan os.Signal, stderr io.Writ
 			rctx, rcancel := context.WithTimeout(context.Background(), callTimeout)
 			defer rcancel()
 			if err := lease.Release(rctx); err != nil {
-				fmt.Fprintf(stderr, "dimutex: releasing %s: %s; it frees itself within %v\n", m, trim(err), a.ttl)
+				fmt.Fprintf(stderr, "dimutex: releasing %s: %s; it frees itself within %v\n", t, trim(err), a.ttl)
 			}
 		}
-		fmt.Fprintf(stderr, "dimutex: %s while waiting for %s; the command was not started\n", s, m)
+		fmt.Fprintf(stderr, "dimutex: %s while waiting for %s; the command was not started\n", s, t)
 		return nil, signalExit(s.sig)
 	}
 	return lease, code
 }
 
-func acquireCtx(ctx context.Context, a *runArgs, m *dimutex.Mutex, stderr io.Writer) (*dimutex.Lease, int) {
+func acquireCtx(ctx context.Context, a *runArgs, t target, stderr io.Writer) (*dimutex.Lease, int) {
+	// The calls that do not wait are bounded, so that a wrong endpoint or
+	// a dead network is reported rather than waited on.
+	bound := callTimeout
+	if a.timeout > 0 {
+		bound = min(bound, a.timeout)
+	}
 	if a.noWait {
-		tctx, cancel := context.WithTimeout(ctx, callTimeout)
+		tctx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
-		lease, err := m.TryAcquire(tctx)
+		lease, err := t.TryAcquire(tctx)
 		switch {
 		case err == nil:
 			return lease, exitOK
@@ -232,7 +347,7 @@ func acquireCtx(ctx context.Context, a *runArgs, m *dimutex.Mutex, stderr io.Wri
 			fmt.Fprintf(stderr, "dimutex: %s; retry later or drop -n to wait\n", trim(err))
 			return nil, exitHeld
 		}
-		return nil, failed(stderr, "acquiring "+m.String(), err, a.bucket)
+		return nil, acquireFailed(stderr, a, "acquiring "+t.what(), err, bound)
 	}
 
 	wctx := ctx
@@ -245,44 +360,58 @@ func acquireCtx(ctx context.Context, a *runArgs, m *dimutex.Mutex, stderr io.Wri
 	// long as it waits, so a wrong endpoint or a dead network would
 	// otherwise look like a lock that is never freed.
 	pctx, cancel := context.WithTimeout(wctx, callTimeout)
-	st, err := m.Inspect(pctx)
+	held, holders, err := t.peek(pctx)
 	cancel()
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return nil, exitFailed
 	case err != nil:
-		return nil, failed(stderr, "reading "+m.String(), err, a.bucket)
+		return nil, acquireFailed(stderr, a, "reading "+t.String(), err, bound)
 	}
-	if st.Held && a.verbose {
-		fmt.Fprintf(stderr, "dimutex: waiting for %s, held by %q (token %d) for up to %v more\n",
-			m, st.Owner, st.Token, roundDuration(st.ExpiresIn))
+	if held && a.verbose {
+		fmt.Fprintf(stderr, "dimutex: waiting for %s: %s\n", t.what(), holders)
 	}
-	lease, err := m.Acquire(wctx)
+	lease, err := t.Acquire(wctx)
 	switch {
 	case err == nil:
 		return lease, exitOK
 	case ctx.Err() != nil:
 		return nil, exitFailed
 	case wctx.Err() != nil:
-		return nil, timedOut(a, m, stderr)
+		return nil, timedOut(a, t, stderr)
 	}
-	return nil, failed(stderr, "acquiring "+m.String(), err, a.bucket)
+	return nil, acquireFailed(stderr, a, "acquiring "+t.what(), err, 0)
+}
+
+// acquireFailed reports why the lock cannot be acquired, other than that it
+// is held, and returns exit status 125.
+func acquireFailed(stderr io.Writer, a *runArgs, what string, err error, bound time.Duration) int {
+	var nl *dimutex.NotALockError
+	switch {
+	case errors.As(err, &nl):
+		fmt.Fprintf(stderr, "dimutex: %s; dimutex never overwrites it: pick another NAME\n", notALockText(nl))
+		return exitFailed
+	case errors.Is(err, dimutex.ErrSizeMismatch):
+		fmt.Fprintf(stderr, "dimutex: %s\n", mismatchText(err))
+		return exitFailed
+	}
+	return failedWithin(stderr, what, err, a.bucket, bound)
 }
 
 // timedOut reports that --timeout expired, naming the holder if one more
 // read succeeds, and returns the exit status.
-func timedOut(a *runArgs, m *dimutex.Mutex, stderr io.Writer) int {
+func timedOut(a *runArgs, t target, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	st, err := m.Inspect(ctx)
+	held, holders, err := t.peek(ctx)
 	switch {
 	case err != nil:
-		return failed(stderr, fmt.Sprintf("gave up waiting for %s after --timeout %v, and then reading it", m, a.timeout), err, a.bucket)
-	case st.Held:
-		fmt.Fprintf(stderr, "dimutex: gave up waiting for %s after --timeout %v: it is held by %q (token %d) for up to %v more; retry later or raise --timeout\n",
-			m, a.timeout, st.Owner, st.Token, roundDuration(st.ExpiresIn))
+		return acquireFailed(stderr, a, fmt.Sprintf("gave up waiting for %s after --timeout %v, and then reading it", t.what(), a.timeout), err, callTimeout)
+	case held:
+		fmt.Fprintf(stderr, "dimutex: gave up waiting for %s after --timeout %v: %s; retry later or raise --timeout\n",
+			t.what(), a.timeout, holders)
 	default:
-		fmt.Fprintf(stderr, "dimutex: gave up waiting for %s after --timeout %v (it has just been freed); retry\n", m, a.timeout)
+		fmt.Fprintf(stderr, "dimutex: gave up waiting for %s after --timeout %v (it has just been freed); retry\n", t.what(), a.timeout)
 	}
 	return exitHeld
 }
@@ -521,12 +650,13 @@ const (
 	envToken   = "DIMUTEX_TOKEN"
 	envExpires = "DIMUTEX_LEASE_EXPIRES"
 	envOwner   = "DIMUTEX_OWNER"
+	envValue   = "DIMUTEX_VALUE"
 )
 
 // childEnv returns environ with the lease's variables set, replacing any
 // inherited from an enclosing dimutex.
 func childEnv(environ []string, m *dimutex.Mutex, lease *dimutex.Lease, owner string) []string {
-	ours := []string{envLock, envToken, envExpires, envOwner}
+	ours := []string{envLock, envToken, envExpires, envOwner, envValue}
 	env := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(ours, k)
@@ -537,6 +667,7 @@ func childEnv(environ []string, m *dimutex.Mutex, lease *dimutex.Lease, owner st
 		// Truncating to the second errs early, which is the safe side.
 		envExpires+"="+lease.Deadline().UTC().Format(time.RFC3339),
 		envOwner+"="+owner,
+		envValue+"="+lease.Value(),
 	)
 }
 

@@ -105,6 +105,7 @@ import (
 	"sync"
 
 	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/gcsjson"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -390,7 +391,7 @@ func (m *Metrics) requestSet(e dimutex.RequestEvent) *attrs {
 func ErrorType(e dimutex.RequestEvent) string {
 	switch {
 	case e.Err != nil:
-		if class := classify(e.Err); class != "" {
+		if class := gcsjson.ErrorClass(e.Err); class != "" {
 			return class
 		}
 		return "_OTHER"

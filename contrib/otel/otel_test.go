@@ -18,6 +18,7 @@ import (
 	"github.com/dimutex/dimutex"
 	dimutexotel "github.com/dimutex/dimutex/contrib/otel"
 	"github.com/dimutex/dimutex/dimutextest"
+	"github.com/dimutex/dimutex/internal/tracescenario"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
@@ -150,7 +151,7 @@ func TestScenario(t *testing.T) {
 			got := metricNamed(t, collect(t, reader), "dimutex.leases.held")
 			metricdatatest.AssertEqual(t, leasesHeld(dp(n, lock)), got, metricdatatest.IgnoreTimestamp())
 		}
-		scenario(t, m.Trace(), func(step string) {
+		tracescenario.Run(t, m.Trace(), func(step string) {
 			switch step {
 			case "acquired", "taken over":
 				held(1)
@@ -204,7 +205,7 @@ func TestScenario(t *testing.T) {
 func TestSemaphoreIsOneSeries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, reader := newMetrics(t)
-		semaphore(t, m.Trace(), func() {
+		tracescenario.Semaphore(t, m.Trace(), func() {
 			got := metricNamed(t, collect(t, reader), "dimutex.leases.held")
 			metricdatatest.AssertEqual(t, leasesHeld(dp(2, pool)), got, metricdatatest.IgnoreTimestamp())
 		})
@@ -248,7 +249,7 @@ func TestSemaphoreSlots(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m, reader := newMetrics(t, tc.opts...)
-				semaphore(t, m.Trace(), func() {})
+				tracescenario.Semaphore(t, m.Trace(), func() {})
 				want := counter("dimutex.acquisitions", "Successful acquisitions.", "{acquisition}", tc.want...)
 				metricdatatest.AssertEqual(t, want, metricNamed(t, collect(t, reader), want.Name), metricdatatest.IgnoreTimestamp())
 			})

@@ -86,6 +86,7 @@ import (
 	"strconv"
 
 	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/gcsjson"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -317,7 +318,7 @@ var statusText = func() []string {
 // ErrorClass returns the class of a transport error: "timeout",
 // "canceled", "reset", "eof", "refused", "dns" or "error".
 func ErrorClass(err error) string {
-	class := classify(err)
+	class := gcsjson.ErrorClass(err)
 	if class == "" {
 		return "error"
 	}

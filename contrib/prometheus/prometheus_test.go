@@ -18,6 +18,7 @@ import (
 	"github.com/dimutex/dimutex"
 	dimutexprom "github.com/dimutex/dimutex/contrib/prometheus"
 	"github.com/dimutex/dimutex/dimutextest"
+	"github.com/dimutex/dimutex/internal/tracescenario"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -165,7 +166,7 @@ dimutex_leases_held{lock="gs://b-test/lock"} %d
 				t.Error(err)
 			}
 		}
-		scenario(t, m.Trace(), func(step string) {
+		tracescenario.Run(t, m.Trace(), func(step string) {
 			switch step {
 			case "acquired", "taken over":
 				held(1)
@@ -193,7 +194,7 @@ func TestSemaphoreIsOneSeries(t *testing.T) {
 		m := dimutexprom.New(dimutexprom.Opts{HeldBuckets: []float64{1}, WaitBuckets: []float64{1}})
 		reg := prometheus.NewPedanticRegistry()
 		reg.MustRegister(m)
-		semaphore(t, m.Trace(), func() {
+		tracescenario.Semaphore(t, m.Trace(), func() {
 			want := `
 # HELP dimutex_leases_held Leases held now.
 # TYPE dimutex_leases_held gauge
@@ -269,7 +270,7 @@ dimutex_acquisitions_total{lock="pool/slot-001",takeover="false"} 1
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				m := dimutexprom.New(tc.opts)
-				semaphore(t, m.Trace(), func() {})
+				tracescenario.Semaphore(t, m.Trace(), func() {})
 				want := `
 # HELP dimutex_acquisitions_total Successful acquisitions; takeover="true" if an expired lease was taken over.
 # TYPE dimutex_acquisitions_total counter` + tc.want

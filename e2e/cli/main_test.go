@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,10 +76,30 @@ type result struct {
 type proc struct {
 	t              *testing.T
 	cmd            *exec.Cmd
-	stdout, stderr bytes.Buffer
+	stdout, stderr lockedBuffer
 	start          time.Time
 	done           chan struct{}
 	res            result
+}
+
+// lockedBuffer is a buffer that a test may read while the binary writes to
+// it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // testEnv returns the environment for the binary: this one's, pointed at
@@ -258,6 +279,40 @@ func hold(t *testing.T, srv *backend.Server, name string, opts ...dimutex.Option
 	}
 	t.Cleanup(func() { l.Release(context.Background()) })
 	return l
+}
+
+// writeObject writes the object name with the custom metadata md, as
+// another client would (a lock written by another dimutex, or an object of
+// another tool), and returns its generation.
+func writeObject(t *testing.T, srv *backend.Server, name string, md map[string]string, body string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	obj, err := client(srv).Insert(ctx, srv.Bucket, name, 0, gcsjson.Write{Metadata: md, ContentType: "text/plain", Data: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj.Generation
+}
+
+// lockMetadata returns the metadata of a lock that another dimutex wrote
+// in its acquiring write, with the TTL ttl (milliseconds, as stored).
+func lockMetadata(owner, ttl string) map[string]string {
+	return map[string]string{
+		"dimutex-lease": "0123456789abcdef0123456789abcdef",
+		"dimutex-ttl":   ttl,
+		"dimutex-owner": owner,
+	}
+}
+
+// expiredLock writes a lock of owner whose lease expires at once (a TTL of
+// 1 ms, written by another client), waits until status calls it expired,
+// and returns its token.
+func expiredLock(t *testing.T, srv *backend.Server, name, owner string) int64 {
+	t.Helper()
+	token := writeObject(t, srv, name, lockMetadata(owner, "1"), "dimutex lock held by "+owner+"\n")
+	waitState(t, srv, name, "expired")
+	return token
 }
 
 // loop is a shell loop that keeps a command busy for up to 20 s, long

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dimutex/dimutex/e2e/internal/backend"
@@ -21,11 +22,16 @@ import (
 // can be refused. Its hooks run in the proxy's goroutines.
 type proxy struct {
 	srv *backend.Server
-	// refuse, if not 0, answers every request with this status.
-	refuse int
+	// refuse, if not 0, answers every request with this status; see
+	// setRefuse.
+	refuse atomic.Int32
 	// beforeDelete runs before a DELETE is checked and forwarded.
 	beforeDelete func()
 }
+
+// setRefuse makes the proxy answer every request with status code, or
+// forward requests again if code is 0.
+func (p *proxy) setRefuse(code int) { p.refuse.Store(int32(code)) }
 
 func startProxy(t *testing.T, p *proxy) string {
 	t.Helper()
@@ -35,8 +41,13 @@ func startProxy(t *testing.T, p *proxy) string {
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.refuse != 0 {
-			gcsError(w, p.refuse, "forbidden", "dimutex-test@example.iam.gserviceaccount.com does not have storage.objects.get access")
+		switch code := int(p.refuse.Load()); code {
+		case 0:
+		case http.StatusForbidden:
+			gcsError(w, code, "forbidden", "dimutex-test@example.iam.gserviceaccount.com does not have storage.objects.get access")
+			return
+		default:
+			gcsError(w, code, "backendError", "refused by the test")
 			return
 		}
 		if r.Method == http.MethodDelete {
@@ -95,7 +106,9 @@ func TestRefused(t *testing.T) {
 	t.Parallel()
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		srv := b.Start(t)
-		endpoint := startProxy(t, &proxy{srv: srv, refuse: http.StatusForbidden})
+		px := &proxy{srv: srv}
+		px.setRefuse(http.StatusForbidden)
+		endpoint := startProxy(t, px)
 		for _, args := range [][]string{
 			{"status", "--endpoint", endpoint, srv.Bucket, "refused"},
 			{"release", "--force", "--endpoint", endpoint, srv.Bucket, "refused"},

@@ -3,13 +3,19 @@
 package cli_test
 
 import (
+	"context"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/dimutextest"
 	"github.com/dimutex/dimutex/e2e/internal/backend"
 )
 
@@ -58,15 +64,37 @@ func TestRunQuit(t *testing.T) {
 // 128+3 without running the command.
 func TestRunQuitWhileWaiting(t *testing.T) {
 	t.Parallel()
-	srv := backend.Memory.Start(t)
-	hold(t, srv, "quit-wait")
+	// A server of this test's own, to see when dimutex has read the lock:
+	// it catches the signal by then, and a SIGQUIT sent earlier would get
+	// the runtime's goroutine dump instead.
+	srv := dimutextest.NewServer()
+	if err := srv.CreateBucket("quit"); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	m, err := dimutex.NewGCS("quit", "wait", dimutex.WithEndpoint(hs.URL), dimutex.WithOwner("tester/1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lease, err := m.TryAcquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lease.Release(context.Background()) })
+	var asked atomic.Bool
+	srv.OnRequest(func(dimutextest.Request) { asked.Store(true) })
+
 	marker := filepath.Join(t.TempDir(), "ran")
-	p := start(t, srv, "", nil, "run", srv.Bucket, "quit-wait", "--", "touch", marker)
-	time.Sleep(500 * time.Millisecond) // let it start waiting
+	u, _ := url.Parse(hs.URL)
+	p := start(t, nil, "", []string{"STORAGE_EMULATOR_HOST=" + u.Host}, "run", "quit", "wait", "--", "touch", marker)
+	waitFor(t, "dimutex to read the lock", 10*time.Second, asked.Load)
 	p.signal(syscall.SIGQUIT)
 	r := p.wait()
 	expectCode(t, r, 128+int(syscall.SIGQUIT))
-	if !strings.HasPrefix(r.stderr, "dimutex: stopped by signal 3 (quit) while waiting for gs://"+srv.Bucket+"/quit-wait") {
+	if !strings.HasPrefix(r.stderr, "dimutex: stopped by signal 3 (quit) while waiting for gs://quit/wait") {
 		t.Errorf("stderr %q does not report the signal", r.stderr)
 	}
 	checkOneLine(t, r.stderr)

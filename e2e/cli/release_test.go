@@ -6,9 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
 
-	"github.com/dimutex/dimutex"
 	"github.com/dimutex/dimutex/e2e/internal/backend"
 )
 
@@ -35,7 +33,7 @@ func TestRelease(t *testing.T) {
 			{"no force", "held", func(tok int64) []string { return []string{"--token", strconv.FormatInt(tok, 10)} },
 				exitUsage, false, "", `^dimutex: release: refusing without --force`},
 			{"expired", "expired", func(int64) []string { return []string{"--force"} },
-				exitOK, true, `^released gs://` + srv.Bucket + `/expired \(was an expired lease of "tester/1", token \d+\)\n$`, ""},
+				exitOK, true, `^released gs://` + srv.Bucket + `/expired \(was an expired lease of "other/1", token \d+\)\n$`, ""},
 			{"free", "free", func(int64) []string { return []string{"--force"} },
 				exitOK, false, `^gs://` + srv.Bucket + `/free is already free; nothing to release\n$`, ""},
 			{"free with token", "free", func(int64) []string { return []string{"--force", "--token", "17"} },
@@ -50,8 +48,8 @@ func TestRelease(t *testing.T) {
 				case "held":
 					token = hold(t, srv, lock).Token()
 				case "expired":
-					token = hold(t, srv, lock, dimutex.WithTTL(time.Millisecond), dimutex.WithRefreshInterval(0)).Token()
-					waitState(t, srv, lock, "expired")
+					// Written by another client with a TTL of 1 ms.
+					token = expiredLock(t, srv, lock, "other/1")
 				}
 				gen := generation(srv, lock)
 				r := dimutexRun(t, srv, append(append([]string{"release"}, tt.flags(token)...), srv.Bucket, lock)...)

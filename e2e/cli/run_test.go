@@ -62,8 +62,12 @@ func TestRunHeld(t *testing.T) {
 			min, max time.Duration
 			stderr   string
 		}{
-			{[]string{"-n"}, 0, 5 * time.Second, `held by "tester/1" \(token \d+\).*; retry later or drop -n to wait`},
+			{[]string{"-n"}, 0, 5 * time.Second, `^dimutex: gs://` + srv.Bucket + `/held is held by "tester/1" \(token ` +
+				strconv.FormatInt(lease.Token(), 10) + `\) for up to (\d+s|1m[0-2]s) more; retry later or drop -n to wait\n$`},
 			{[]string{"--no-wait"}, 0, 5 * time.Second, `held by "tester/1"`},
+			// --timeout bounds the attempt of -n; a held lock still fails
+			// at once.
+			{[]string{"-n", "--timeout", "3s"}, 0, 3 * time.Second, `held by "tester/1" .*; retry later or drop -n to wait`},
 			{[]string{"--timeout", "1s"}, time.Second, 10 * time.Second,
 				`gave up waiting for gs://` + srv.Bucket + `/held after --timeout 1s: it is held by "tester/1" \(token ` + strconv.FormatInt(lease.Token(), 10)},
 		}
@@ -147,10 +151,10 @@ func TestRunEnvironment(t *testing.T) {
 		srv := b.Start(t)
 		dir := t.TempDir()
 		out, proceed := filepath.Join(dir, "out"), filepath.Join(dir, "proceed")
-		script := `read line; printf '%s\n' "stdin=$line" "$DIMUTEX_TOKEN" "$DIMUTEX_LEASE_EXPIRES" "$DIMUTEX_LOCK" "$DIMUTEX_OWNER" > "$1.tmp"
+		script := `read line; printf '%s\n' "stdin=$line" "$DIMUTEX_TOKEN" "$DIMUTEX_LEASE_EXPIRES" "$DIMUTEX_LOCK" "$DIMUTEX_OWNER" "$DIMUTEX_VALUE" > "$1.tmp"
 mv "$1.tmp" "$1"; i=0; while [ ! -e "$2" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; echo "to stdout"`
-		p := start(t, srv, "hello\n", []string{"DIMUTEX_TOKEN=inherited", "DIMUTEX_LOCK=gs://other/lock"},
-			"run", "--owner", "env test", srv.Bucket, "env", "--", "sh", "-c", script, "sh", out, proceed)
+		p := start(t, srv, "hello\n", []string{"DIMUTEX_TOKEN=inherited", "DIMUTEX_LOCK=gs://other/lock", "DIMUTEX_VALUE=inherited"},
+			"run", "--owner", "env test", "--value", "leader at host-1:80", srv.Bucket, "env", "--", "sh", "-c", script, "sh", out, proceed)
 		begin := time.Now()
 		got := strings.Split(strings.TrimSpace(waitFile(t, out)), "\n")
 		gen := generation(srv, "env") // the lease has not refreshed: the TTL is 60 s
@@ -163,7 +167,7 @@ mv "$1.tmp" "$1"; i=0; while [ ! -e "$2" ] && [ $i -lt 200 ]; do sleep 0.05; i=$
 			t.Errorf("stdout %q, want %q", r.stdout, "to stdout\n")
 		}
 
-		if len(got) != 5 {
+		if len(got) != 6 {
 			t.Fatalf("the command saw %q", got)
 		}
 		if got[0] != "stdin=hello" {
@@ -183,6 +187,9 @@ mv "$1.tmp" "$1"; i=0; while [ ! -e "$2" ] && [ $i -lt 200 ]; do sleep 0.05; i=$
 		}
 		if got[4] != "env test" {
 			t.Errorf("DIMUTEX_OWNER=%q, want %q", got[4], "env test")
+		}
+		if got[5] != "leader at host-1:80" {
+			t.Errorf("DIMUTEX_VALUE=%q, want %q", got[5], "leader at host-1:80")
 		}
 	})
 }

@@ -1,4 +1,7 @@
-package otel_test
+// Package tracescenario drives a Mutex through one script of events in
+// virtual time, for the tests of the metrics adapters under contrib/, which
+// check the series that the script produces.
+package tracescenario
 
 import (
 	"context"
@@ -11,7 +14,7 @@ import (
 	"github.com/dimutex/dimutex/dimutextest"
 )
 
-// scenario drives a Mutex through a script in virtual time, inside a
+// Run drives a Mutex through a script in virtual time, inside a
 // synctest bubble, with trace set on it. Every time below is exact:
 //
 //	t=0    Acquire on a free lock: insert 200; waited 0 s.
@@ -35,7 +38,7 @@ import (
 //
 // checkpoint, if not nil, is called at "acquired" (t=0), "lost" (t=30),
 // "taken over" (t=63) and "released" (t=78).
-func scenario(t *testing.T, trace *dimutex.Trace, checkpoint func(string)) {
+func Run(t *testing.T, trace *dimutex.Trace, checkpoint func(string)) {
 	t.Helper()
 	srv := dimutextest.NewServer(dimutextest.WithBucket("b-test"))
 	var mu sync.Mutex
@@ -121,9 +124,9 @@ func scenario(t *testing.T, trace *dimutex.Trace, checkpoint func(string)) {
 	checkpoint("released")
 }
 
-// semaphore acquires both slots of a semaphore of two, holds them for a
+// Semaphore acquires both slots of a semaphore of two, holds them for a
 // second, then releases them; checkpoint is called with both held.
-func semaphore(t *testing.T, trace *dimutex.Trace, checkpoint func()) {
+func Semaphore(t *testing.T, trace *dimutex.Trace, checkpoint func()) {
 	t.Helper()
 	srv := dimutextest.NewServer(dimutextest.WithBucket("b-test"))
 	s, err := dimutex.NewSemaphore("b-test", "pool", 2,
