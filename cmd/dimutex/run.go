@@ -453,6 +453,13 @@ func supervise(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, path string, 
 	jobs.pid = c.pid
 	tty.started()
 
+	// pass passes on a signal sent to dimutex.
+	pass := func(sig os.Signal) {
+		signalGroup(c.cmd.Process, sig)
+		if jobs.isStopped() {
+			resumeGroup(c.cmd.Process) // as a shell's kill does for a stopped job
+		}
+	}
 	var (
 		lost  bool
 		done  = lease.Done()
@@ -479,11 +486,21 @@ loop:
 			kill = nil
 			signalGroup(c.cmd.Process, sigKill)
 		case sig := <-sigc:
-			signalGroup(c.cmd.Process, sig)
-			if jobs.isStopped() {
-				resumeGroup(c.cmd.Process) // as a shell's kill does for a stopped job
-			}
+			pass(sig)
 		case sig := <-jobs.signals():
+			// Signals to pass on go first. A shell's kill %1 sends the
+			// stopped job SIGTERM, then SIGCONT, which arrive here in that
+			// order but may be picked in the other: the command,
+			// continued first, could stop again (reading the terminal
+			// from the background), and dimutex with it, SIGTERM unsent.
+			for pending := true; pending; {
+				select {
+				case s := <-sigc:
+					pass(s)
+				default:
+					pending = false
+				}
+			}
 			jobs.handle(sig)
 		}
 	}

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build unix && !linux
 
 package main
 
@@ -13,6 +13,5 @@ type terminal struct{}
 func controllingTerminal(...any) *terminal       { return nil }
 func (*terminal) configure(*syscall.SysProcAttr) {}
 func (*terminal) started()                       {}
-func (*terminal) give(int)                       {}
 func (*terminal) reclaim()                       {}
 func (*terminal) close()                         {}

@@ -49,8 +49,9 @@ func init() {
 // for "done" or the end of its stdin.
 func watchdogMain(in *os.File) int {
 	setProcessName("dimutex-watch")
-	// A terminal's signals are for the job; the watchdog has no terminal,
-	// but its parent's group may be sent them too.
+	// In a session of its own, the watchdog gets no signal from the
+	// terminal or the job; it ignores them anyway, so that one aimed at
+	// dimutex by name (pkill -INT dimutex) does not end the watch.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU)
 	r := bufio.NewReader(in)
 	pgid := 0

@@ -105,6 +105,35 @@ func (sh *shell) expect(re string) []string {
 	return m
 }
 
+// expectJob waits for the shell to report a job as re says, typing jobs
+// until it has. The shell learns that a job stopped or ended from a
+// SIGCHLD of its own, which may come after the test has seen the
+// processes change; and it reports the change once, either before a
+// prompt or in the output of jobs. So re is looked for in all that the
+// terminal showed since the call, which expectJob consumes.
+func (sh *shell) expectJob(re string) {
+	sh.t.Helper()
+	rx := regexp.MustCompile(re)
+	sh.mu.Lock()
+	from := sh.seen
+	sh.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sh.send("jobs\n")
+		sh.expect(`jobs\r\n(?s:.*?)` + regexp.QuoteMeta(prompt))
+		sh.mu.Lock()
+		shown := rx.Match(sh.out[from:])
+		sh.mu.Unlock()
+		if shown {
+			return
+		}
+		if time.Now().After(deadline) {
+			sh.t.Fatalf("the shell did not report a job matching %s in 10s", re)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // foreground returns the terminal's foreground process group.
 func (sh *shell) foreground() int {
 	var pgrp int32
@@ -195,7 +224,7 @@ func TestRunJobControl(t *testing.T) {
 	if g := generation(srv, "jobs"); g != gen {
 		t.Errorf("the lock changed while the job was stopped: generation %d, was %d", g, gen)
 	}
-	sh.send("jobs\n")
+	sh.send("jobs\n") // the shell has printed the stop already
 	sh.expect(`\[1\]\+\s+Stopped\(SIGTSTP\)\s+\S*dimutex run .* -- cat\r\n` + regexp.QuoteMeta(prompt))
 
 	// bg: cat reads the terminal from the background, and is stopped
@@ -203,8 +232,7 @@ func TestRunJobControl(t *testing.T) {
 	sh.send("bg\n")
 	sh.expect(`\[1\]\+? \S*dimutex run .* -- cat &\r\n`)
 	sh.waitState("T", dimutex, cat)
-	sh.send("jobs\n")
-	sh.expect(`\[1\]\+\s+Stopped\(SIGTTIN\)\s+\S*dimutex run .* -- cat\r\n` + regexp.QuoteMeta(prompt))
+	sh.expectJob(`\[1\]\+\s+Stopped\(SIGTTIN\)\s+\S*dimutex run .* -- cat\r\n`)
 
 	sh.send("fg\n")
 	sh.expect(`dimutex run .* -- cat\r\n`)
@@ -226,8 +254,7 @@ func TestRunJobControlBackground(t *testing.T) {
 	dimutex, _ := strconv.Atoi(sh.expect(`\[1\] (\d+)\r\n`)[1])
 	t.Cleanup(func() { killAll([]int{dimutex}) })
 	sh.waitState("T", dimutex)
-	sh.send("jobs\n")
-	sh.expect(`\[1\]\+\s+Stopped\(SIGTTIN\)\s+\S*dimutex run .* -- cat\r\n` + regexp.QuoteMeta(prompt))
+	sh.expectJob(`\[1\]\+\s+Stopped\(SIGTTIN\)\s+\S*dimutex run .* -- cat\r\n`)
 	if generation(srv, "jobs-bg") == 0 {
 		t.Fatal("the job is stopped but the lock object is missing")
 	}
@@ -289,10 +316,8 @@ func TestRunJobControlSignals(t *testing.T) {
 	sh.waitState("T", dimutex, cat)
 
 	sh.send("kill %1\n")
-	sh.expect(regexp.QuoteMeta(prompt))
 	waitGone(t, []int{cat, dimutex}, 5*time.Second)
-	sh.send("jobs\n") // the shell reports the job's end
-	sh.expect(`\[1\]\+\s+Done\(143\)\s+\S*dimutex run .* -- cat\r\n`)
+	sh.expectJob(`\[1\]\+\s+Done\(143\)\s+\S*dimutex run .* -- cat\r\n`)
 	if g := generation(srv, "signals"); g != 0 {
 		t.Errorf("the lock is still there (generation %d)", g)
 	}

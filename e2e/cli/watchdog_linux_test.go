@@ -148,7 +148,13 @@ func waitGone(t *testing.T, pids []int, timeout time.Duration) time.Time {
 			return now
 		}
 		if now.After(deadline) {
-			t.Fatalf("processes %v still alive %v later", left, timeout)
+			var states []string
+			for _, pid := range left {
+				if f := stat(pid); f != nil {
+					states = append(states, strconv.Itoa(pid)+":"+f[0])
+				}
+			}
+			t.Fatalf("processes %v still alive %v later (pid:state %v)", left, timeout, states)
 		}
 		time.Sleep(time.Millisecond)
 	}
