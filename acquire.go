@@ -31,7 +31,9 @@ func (lk *lock) acquire(ctx context.Context, wait bool, value string) (*Lease, e
 	match, write := int64(0), true // the next write, if any: ifGenerationMatch=match
 	for {
 		if write {
-			if !wait && a.writes == tryWrites {
+			// A renewal of a write of ours is not a race lost, so it does
+			// not count, up to a bound.
+			if !wait && (a.writes >= 2*tryWrites || a.writes >= tryWrites && !a.renewed) {
 				return a.fail(ctx, &heldError{fmt.Sprintf("dimutex: lost %d races to acquire %s; it keeps being taken", a.writes, lk.ref)})
 			}
 			l, again, err := a.write(ctx, lk, match)
@@ -227,9 +229,7 @@ func (a *acquisition) fail(ctx context.Context, err error) (*Lease, error) {
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 		err = fmt.Errorf("dimutex: acquire: %w (then: %w)", ctxErr, err)
 	}
-	for _, lk := range a.unseen {
-		lk.cleanup(ctx, a.rec.lease)
-	}
+	a.cleanup(ctx, nil)
 	return nil, err
 }
 
@@ -282,22 +282,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// cleanup makes a brief best-effort attempt to delete the lock if it
-// carries the lease id lease: a write of an acquisition that is giving up
-// landed although its answer was lost. Otherwise the lock would be held by
-// nobody until its TTL ran out.
-func (lk *lock) cleanup(ctx context.Context, lease string) {
+// cleanup makes a brief best-effort attempt, cleanupTimeout in all, to
+// delete the locks other than keep to which a write of the acquisition may
+// have landed although its answer was lost. Otherwise such a lock would be
+// held by nobody until its TTL ran out.
+func (a *acquisition) cleanup(ctx context.Context, keep *lock) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	obj, err := lk.client.Get(cctx, lk.bucket, lk.name)
+	for _, lk := range a.unseen {
+		if lk != keep {
+			lk.removeIfOurs(cctx, a.rec.lease)
+		}
+	}
+}
+
+// removeIfOurs deletes the lock if it carries the lease id lease.
+func (lk *lock) removeIfOurs(ctx context.Context, lease string) {
+	obj, err := lk.client.Get(ctx, lk.bucket, lk.name)
 	if err != nil || readRecord(obj.Metadata).lease != lease {
 		return
 	}
-	if err := lk.client.Delete(cctx, lk.bucket, lk.name, obj.Generation); err != nil {
+	if err := lk.client.Delete(ctx, lk.bucket, lk.name, obj.Generation); err != nil {
 		lk.log.Warn("dimutex: could not remove a lock left by an abandoned acquisition; it expires after its TTL",
 			slog.String("error", err.Error()))
 	}
 }
 
-// cleanupTimeout bounds the cleanup after a cancelled Acquire.
+// cleanupTimeout bounds the cleanup after an acquisition.
 const cleanupTimeout = 5 * time.Second

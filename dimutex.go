@@ -42,11 +42,12 @@ var (
 	// ErrLost means the lease ended involuntarily while it was held: it was
 	// not refreshed before its deadline, or someone else took, overwrote or
 	// deleted the lock. Work done under it may have overlapped another
-	// holder's. It is never reported for a lease that was still valid when
-	// Release was called.
+	// holder's. It is never reported because a release failed after the
+	// work ended: that is ErrNotReleased.
 	ErrLost = errors.New("dimutex: lease lost")
-	// ErrNotReleased means Release could not delete the lock before the
-	// lease's deadline (say, GCS answered 503 until then): the lock is left
+	// ErrNotReleased means Release could not delete the lock: GCS answered
+	// 503 until the lease's deadline, say, or refused the delete for good
+	// (a 403; the error then wraps GCS's). The lock is left
 	// to expire at GCS, about TTL + 1 s after the lease's last write. The
 	// work done before Release ran under a valid lease.
 	ErrNotReleased = errors.New("dimutex: lock not released; it expires after its TTL")
@@ -189,7 +190,8 @@ func (m *Mutex) TryAcquire(ctx context.Context) (*Lease, error) {
 
 // Do acquires the lock (waiting as Acquire does), runs fn, and releases the
 // lock. The ctx passed to fn is cancelled, with cause ErrLost, if the lease
-// is lost while fn runs. Do returns fn's error joined with Release's:
+// is lost while fn runs, and carries the Lease: LeaseFromContext gives fn
+// its Token, to fence its writes. Do returns fn's error joined with Release's:
 //   - an error matching ErrLost means the lease was lost before fn returned,
 //     so fn's work may have overlapped another holder's;
 //   - one matching ErrNotReleased means fn finished under a valid lease but
@@ -204,7 +206,7 @@ func do(ctx context.Context, acquire func(context.Context) (*Lease, error), fn f
 	if err != nil {
 		return err
 	}
-	fctx, cancel := context.WithCancelCause(ctx)
+	fctx, cancel := context.WithCancelCause(context.WithValue(ctx, leaseKey{}, l))
 	stop := context.AfterFunc(l.ctx, func() { cancel(context.Cause(l.ctx)) })
 	// Deferred, so that a panic in fn releases the lock too.
 	defer func() {
@@ -216,7 +218,7 @@ func do(ctx context.Context, acquire func(context.Context) (*Lease, error), fn f
 		// Release even if ctx has ended; the lease's deadline bounds it.
 		rerr := l.Release(context.WithoutCancel(ctx))
 		if errors.Is(rerr, ErrAlreadyReleased) {
-			rerr = nil // fn released it itself
+			rerr = nil // fn released it itself, through LeaseFromContext
 		}
 		err = errors.Join(err, rerr)
 	}()

@@ -1079,9 +1079,6 @@ func TestForceRelease(t *testing.T) {
 			if err := m.ForceRelease(ctx, st.Generation); !errors.Is(err, gcsjson.ErrNotFound) {
 				t.Errorf("ForceRelease of a lock already gone = %v, want gcsjson.ErrNotFound", err)
 			}
-			if err := m.ForceRelease(ctx, 0); err == nil || !strings.Contains(err.Error(), "generation 0 must be positive") {
-				t.Errorf("ForceRelease(0) = %v", err)
-			}
 		})
 	})
 	t.Run("the lock changed", func(t *testing.T) {
@@ -1191,4 +1188,40 @@ func leaseGoroutines() int {
 		}
 	}
 	return n
+}
+
+// Do, Semaphore.Do and Election.Run hand their function the lease they
+// hold, through its ctx, so that it can fence with the token.
+func TestLeaseFromContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		ctx := context.Background()
+		if l := dimutex.LeaseFromContext(ctx); l != nil {
+			t.Errorf("LeaseFromContext of a plain ctx = %v, want nil", l)
+		}
+		check := func(what string, lock string) func(ctx context.Context) error {
+			return func(ctx context.Context) error {
+				l := dimutex.LeaseFromContext(ctx)
+				obj, ok := w.object(lock)
+				switch {
+				case l == nil:
+					t.Errorf("%s: no lease in fn's ctx", what)
+				case !ok || l.Token() != obj.Generation:
+					t.Errorf("%s: token %d, want the lock's generation %d", what, l.Token(), obj.Generation)
+				case l.Err() != nil:
+					t.Errorf("%s: lease ended: %v", what, l.Err())
+				}
+				return nil
+			}
+		}
+		if err := w.mutex("m").Do(ctx, check("Mutex.Do", "m")); err != nil {
+			t.Error(err)
+		}
+		if err := w.semaphore("s", 1).Do(ctx, check("Semaphore.Do", "s/slot-000")); err != nil {
+			t.Error(err)
+		}
+		if err := w.election("e").Run(ctx, "me", check("Election.Run", "e")); err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -185,7 +185,8 @@ func (e *Election) Observe(ctx context.Context) iter.Seq2[Leader, error] {
 
 // Run is the leader loop. It campaigns with value; once leading, it runs fn
 // with a ctx that is cancelled, with cause ErrLost, if the leadership is
-// lost. After a loss it campaigns again. When fn returns while this caller
+// lost, and that carries the leader's Lease (LeaseFromContext), whose Token
+// fences the leader's writes. After a loss it campaigns again. When fn returns while this caller
 // still leads, or ctx ends, Run resigns (releases the lease) and returns
 // fn's error joined with the release's, or the error that ended the
 // campaign.

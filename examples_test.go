@@ -82,6 +82,28 @@ func ExampleMutex_Do() {
 	// Output: <nil>
 }
 
+// Inside Do, LeaseFromContext gives the function its lease, and with it the
+// fencing token to send along with its writes.
+func ExampleLeaseFromContext() {
+	srv := dimutextest.NewServer(dimutextest.WithBucket("my-bucket"))
+	m, err := dimutex.NewGCS("my-bucket", "examples/fenced",
+		dimutex.WithEndpoint(srv.URL()), dimutex.WithHTTPClient(srv.Client()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	err = m.Do(context.Background(), func(ctx context.Context) error {
+		token := dimutex.LeaseFromContext(ctx).Token()
+		// ... write to the protected store, which refuses tokens smaller
+		// than the largest it has seen ...
+		fmt.Println(token > 0)
+		return nil
+	})
+	fmt.Println(err)
+	// Output:
+	// true
+	// <nil>
+}
+
 // The fencing token lets the protected resource refuse stale holders: it
 // remembers the largest token it has seen and rejects smaller ones.
 func ExampleLease_Token() {

@@ -25,7 +25,7 @@ import (
 // clockMargin is the safety margin added to a holder's TTL before a waiter
 // may take over: the documented bound on clock-rate differences is one
 // second per TTL.
-const clockMargin = time.Second
+const clockMargin = Margin
 
 // dateResolution is the resolution of the Date header: the server's clock
 // is up to this much later than the Date it sends.

@@ -107,8 +107,8 @@ func TestBadInput(t *testing.T) {
 		"endpoint empty":              opt(`WithEndpoint("")`, dimutex.WithEndpoint("")),
 		"endpoint bad scheme":         opt(`"ftp://example.com"`, dimutex.WithEndpoint("ftp://example.com")),
 		"endpoint without scheme":     opt(`"example.com"`, dimutex.WithEndpoint("example.com")),
-		"endpoint with password":      opt("user:xxxxx@", dimutex.WithEndpoint("https://user:hunter2@example.com")),
-		"endpoint with query":         opt(`"https://example.com?x=1"`, dimutex.WithEndpoint("https://example.com?x=1")),
+		"endpoint with userinfo":      opt("https://xxxxx@example.com", dimutex.WithEndpoint("https://user:hunter2@example.com")),
+		"endpoint with query":         opt(`"https://example.com?xxxxx"`, dimutex.WithEndpoint("https://example.com?x=1")),
 		"token over plain http":       opt("only sent over https", dimutex.WithEndpoint("http://example.com"), dimutex.WithTokenSource(&secretTokens{})),
 		"emulator host bad port":      emu("localhost:99999", `STORAGE_EMULATOR_HOST="localhost:99999"`),
 		"emulator host no port":       emu("localhost:", `STORAGE_EMULATOR_HOST="localhost:"`),
@@ -296,6 +296,38 @@ func TestBadValues(t *testing.T) {
 		release(t, l)
 	})
 }
+
+// The arguments of calls other than constructors are checked before any
+// request, too.
+func TestBadArguments(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := dimutextest.NewServer(dimutextest.WithBucket(bucket))
+		g := &guard{t: t, next: srv.Transport()}
+		opts := []dimutex.Option{dimutex.WithEndpoint(srv.URL()), dimutex.WithHTTPClient(&http.Client{Transport: g})}
+		m, err := dimutex.NewGCS(bucket, "n", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.armed.Store(true)
+		ctx := context.Background()
+		for _, tt := range []struct {
+			call string
+			err  error
+			want string
+		}{
+			{"ForceRelease(0)", m.ForceRelease(ctx, 0), `dimutex: ForceRelease(0): the generation must be positive`},
+			{"ForceRelease(-1)", m.ForceRelease(ctx, -1), `dimutex: ForceRelease(-1): the generation must be positive`},
+			{"List of a long prefix", second(dimutex.List(ctx, bucket, strings.Repeat("p", 1025), opts...)), `dimutex: List("ppp`},
+			{"List of invalid UTF-8", second(dimutex.List(ctx, bucket, "a\xff", opts...)), `dimutex: List("a\xff"): the prefix must be valid UTF-8`},
+		} {
+			if !errors.Is(tt.err, dimutex.ErrInvalidConfig) || tt.err == nil || !strings.HasPrefix(tt.err.Error(), tt.want) {
+				t.Errorf("%s = %v, want an ErrInvalidConfig starting %q", tt.call, tt.err, tt.want)
+			}
+		}
+	})
+}
+
+func second[T any](_ T, err error) error { return err }
 
 // A bad credentials file is found at the first operation, which fails with
 // an error naming the file but not its contents, before any request.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dimutex/dimutex/gcsjson"
 )
@@ -17,8 +19,9 @@ type Status struct {
 	// Exists reports that an object exists at the name.
 	Exists bool
 	// NotALock reports an object that is not a dimutex lock: it has no
-	// dimutex lease metadata. dimutex never overwrites or deletes it; the
-	// other fields but Generation and Updated are zero.
+	// dimutex lease metadata. dimutex never overwrites or deletes it; of
+	// the other fields only Name, Exists, Generation, Updated and
+	// ServerTime are set.
 	NotALock bool
 	// Held reports a live lease: one that has not expired by server time.
 	// A lock that Exists, is not Held and is not NotALock is an expired
@@ -56,7 +59,7 @@ type Status struct {
 // Margin is the safety margin that waiters add to a holder's TTL before
 // they take its lock over, so that a holder whose clock runs a little slow
 // has stopped trusting its lease by then. Status.ExpiresIn includes it.
-const Margin = clockMargin
+const Margin = time.Second
 
 // status returns the Status of obj, read now.
 func (s *settings) status(obj *gcsjson.Object, now time.Time) Status {
@@ -109,6 +112,13 @@ func List(ctx context.Context, bucket, prefix string, opts ...Option) ([]Status,
 	if err != nil {
 		return nil, err
 	}
+	// A prefix is the start of an object name: no name could match these.
+	switch {
+	case len(prefix) > gcsjson.MaxObjectNameBytes:
+		return nil, &ConfigError{Option: "List", Value: shorten(prefix), Reason: fmt.Sprintf("the prefix is %d bytes; object names have at most %d", len(prefix), gcsjson.MaxObjectNameBytes)}
+	case !utf8.ValidString(prefix):
+		return nil, &ConfigError{Option: "List", Value: shorten(prefix), Reason: "the prefix must be valid UTF-8"}
+	}
 	objs, err := s.client.List(ctx, bucket, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("dimutex: list: %w", err)
@@ -138,7 +148,7 @@ var ErrChanged = errors.New("dimutex: the lock changed since it was read")
 func (m *Mutex) ForceRelease(ctx context.Context, generation int64) error {
 	lk := m.lk
 	if generation <= 0 {
-		return fmt.Errorf("dimutex: force release: generation %d must be positive", generation)
+		return &ConfigError{Option: "ForceRelease", Value: strconv.FormatInt(generation, 10), Reason: "the generation must be positive (take it from Inspect)"}
 	}
 	obj, err := lk.client.Get(ctx, lk.bucket, lk.name)
 	if err != nil {

@@ -85,6 +85,19 @@ func (lk *lock) newLease(rec record, obj *gcsjson.Object, sent time.Time) *Lease
 	return l
 }
 
+// leaseKey carries the Lease in the context that Do, Semaphore.Do and
+// Election.Run pass to their function.
+type leaseKey struct{}
+
+// LeaseFromContext returns the Lease that Mutex.Do, Semaphore.Do or
+// Election.Run holds for the function it runs, from the ctx passed to that
+// function, so that the function can fence its writes with the Lease's
+// Token or publish with Proclaim. It returns nil for any other context.
+func LeaseFromContext(ctx context.Context) *Lease {
+	l, _ := ctx.Value(leaseKey{}).(*Lease)
+	return l
+}
+
 // Token returns the lease's fencing token: the generation of the write that
 // acquired it. It does not change when the lease is refreshed. GCS
 // guarantees that generations are unique; in practice they increase, so a
@@ -127,12 +140,16 @@ func (l *Lease) deadlineLocked(now time.Time) time.Time {
 // generation. It waits for any other write of the lease to finish, and
 // retries transient failures, until ctx ends or the lease's deadline
 // passes. It returns an error matching ErrLost if the lease is gone, and
-// ErrAlreadyReleased after Release.
+// one matching ErrAlreadyReleased once Release has been called, even if
+// Release failed: the holder has said its work is done.
 func (l *Lease) Refresh(ctx context.Context) error {
 	if err := l.lockWrites(ctx); err != nil {
 		return fmt.Errorf("dimutex: refresh: %w", err)
 	}
 	defer l.unlockWrites()
+	if err := l.writable("refresh"); err != nil {
+		return err
+	}
 	return l.refreshLocked(withToken(ctx, l.lk, l.token), "refresh", l.rec, false)
 }
 
@@ -141,10 +158,13 @@ func (l *Lease) Refresh(ctx context.Context) error {
 // ends or the lease's deadline passes. A second call returns
 // ErrAlreadyReleased; after a loss it returns an error matching ErrLost.
 //
-// If the deadline passes first, Release returns an error matching
-// ErrNotReleased: the lock is left to expire at GCS. If Release fails
-// otherwise (say, ctx ended), the lease is no longer refreshed; it ends
-// with ErrNotReleased at its deadline, and Release may be called again.
+// If the lock cannot be deleted, Release returns an error matching
+// ErrNotReleased, and the lock is left to expire at GCS: when the deadline
+// passes first, or when GCS refuses the delete for good (say, 403: the
+// credentials may create objects but not delete them); the error wraps
+// GCS's. If Release stops early because ctx ended, the lease is no longer
+// refreshed; it ends with ErrNotReleased at its deadline, and Release may
+// be called again until then.
 func (l *Lease) Release(ctx context.Context) error {
 	l.beginRelease()
 	l.cancelRefresh() // an in-flight refresh is abandoned, not lost
@@ -154,6 +174,11 @@ func (l *Lease) Release(ctx context.Context) error {
 		return fmt.Errorf("dimutex: release: %w", err)
 	}
 	err := l.releaseLocked(withToken(ctx, l.lk, l.token))
+	if err != nil && ctx.Err() == nil && l.ctx.Err() == nil {
+		// Refused for good: calling again would fail again, and keeping
+		// the lease until its deadline would only keep its goroutine.
+		err = l.notReleased(err)
+	}
 	l.unlockWrites()
 	if l.ctx.Err() != nil {
 		<-l.exited // no goroutine outlives the lease
@@ -349,6 +374,20 @@ func (l *Lease) releasedBy(op string) error {
 	return ErrAlreadyReleased
 }
 
+// writable returns nil if op, a refresh or a proclaim, may write: the
+// lease has not ended and Release has not been called.
+func (l *Lease) writable(op string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.cause != nil:
+		return l.cause
+	case l.releasing:
+		return fmt.Errorf("dimutex: %s: Release was called: %w", op, ErrAlreadyReleased)
+	}
+	return nil
+}
+
 // current returns the lease's generation, or why it has ended.
 func (l *Lease) current() (gen int64, err error) {
 	l.mu.Lock()
@@ -375,15 +414,21 @@ func (l *Lease) extend(obj *gcsjson.Object, rec record) {
 // Release had been called in time, a loss otherwise. It returns the error
 // for the caller.
 func (l *Lease) expire(why string) error {
+	return l.notReleased(errors.New(why))
+}
+
+// notReleased ends the lease, whose lock could not be deleted for reason,
+// as expire does.
+func (l *Lease) notReleased(reason error) error {
 	l.mu.Lock()
 	inTime := l.inTime
 	l.mu.Unlock()
 	if !inTime {
-		return l.lose(LossDeadline, why)
+		return l.lose(LossDeadline, reason.Error())
 	}
-	cause := fmt.Errorf("%w: %s", ErrNotReleased, why)
+	cause := fmt.Errorf("%w: %w", ErrNotReleased, reason)
 	l.finish(ErrNotReleased, cause, func() {
-		l.lk.log.Warn("dimutex: lock not released; it expires after its TTL", slog.Int64("token", l.token), slog.String("reason", why))
+		l.lk.log.Warn("dimutex: lock not released; it expires after its TTL", slog.Int64("token", l.token), slog.String("reason", reason.Error()))
 		if t := l.lk.trace; t != nil && t.Released != nil {
 			t.Released(ReleaseEvent{Lock: l.lk.ref, Token: l.token, Held: time.Since(l.start), Err: cause})
 		}

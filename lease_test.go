@@ -415,37 +415,138 @@ func TestReleaseFailsUntilTheDeadline(t *testing.T) {
 	})
 }
 
-// Refresh and Release heed their ctx while another write of the lease is
-// under way (here, writes that hang). Release abandons a background
-// refresh, but waits for a caller's.
-func TestLeaseCallsHeedCtxWhileAnotherWriteRuns(t *testing.T) {
+// A release that GCS refuses for good (a 403: the credentials may create
+// objects but not delete them) ends the lease at once as not released, with
+// GCS's error: retrying until the deadline would fail the same way, and
+// the work had ended under a valid lease.
+func TestReleaseRefused(t *testing.T) {
+	const ttl = time.Minute
+	t.Run("Release", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := newWorld(t)
+			l := acquire(t, w.mutex("lock", dimutex.WithTTL(ttl)))
+			w.f.always(isDelete, status403)
+			start := time.Now()
+			err := l.Release(context.Background())
+			var ge *gcsjson.Error
+			if !errors.Is(err, dimutex.ErrNotReleased) || errors.Is(err, dimutex.ErrLost) || !errors.As(err, &ge) || ge.Code != http.StatusForbidden {
+				t.Fatalf("Release = %v, want ErrNotReleased wrapping the 403", err)
+			}
+			if took := time.Since(start); took != 0 {
+				t.Errorf("Release took %v, want no wait for the deadline", took)
+			}
+			select {
+			case <-l.Done():
+			default:
+				t.Error("the lease has not ended")
+			}
+			if l.Err() != dimutex.ErrNotReleased {
+				t.Errorf("Err = %v, want ErrNotReleased", l.Err())
+			}
+			// synctest.Test fails if the lease's goroutine is still there.
+		})
+	})
+	t.Run("Do", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := newWorld(t)
+			err := w.mutex("lock", dimutex.WithTTL(ttl)).Do(context.Background(), func(ctx context.Context) error {
+				w.f.always(isDelete, status403)
+				return nil
+			})
+			if !errors.Is(err, dimutex.ErrNotReleased) || errors.Is(err, dimutex.ErrLost) {
+				t.Fatalf("Do = %v, want ErrNotReleased", err)
+			}
+		})
+	})
+}
+
+// Once Release has been called, the holder has said its work is done: a
+// Refresh or Proclaim must not keep the lock alive, even if the release
+// failed.
+func TestNoRefreshAfterRelease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t)
-		l := acquire(t, w.mutex("busy", dimutex.WithTTL(30*time.Second), dimutex.WithRefreshInterval(time.Second),
-			dimutex.WithAttemptTimeout(time.Minute)))
-		w.f.always(isInsert, hang)
-		quick := func(name string, call func(context.Context) error) {
-			t.Helper()
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			defer cancel()
-			start := time.Now()
-			if err := call(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 200*time.Millisecond {
-				t.Errorf("%s = %v after %v, want DeadlineExceeded after 200ms", name, err, time.Since(start))
-			}
+		l := acquire(t, w.mutex("lock", dimutex.WithTTL(10*time.Second)))
+		w.f.always(isDelete, status503)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := l.Release(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Release = %v, want the ctx's error", err)
 		}
-		time.Sleep(1500 * time.Millisecond) // the background refresh hangs
-		quick("Refresh while the background refresh hangs", l.Refresh)
-
-		hung, stop := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- l.Refresh(hung) }()
-		time.Sleep(300 * time.Millisecond)
-		quick("Release while a caller's Refresh waits or hangs", l.Release)
 		w.f.clear()
-		stop()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("the hung Refresh = %v, want context.Canceled", err)
+		inserts := func() (n int) {
+			for _, r := range w.srv.Requests() {
+				if r.Op == "insert" {
+					n++
+				}
+			}
+			return n
 		}
-		release(t, l)
+		before := inserts()
+		if err := l.Refresh(context.Background()); !errors.Is(err, dimutex.ErrAlreadyReleased) {
+			t.Errorf("Refresh after Release = %v, want ErrAlreadyReleased", err)
+		}
+		if err := l.Proclaim(context.Background(), "v"); !errors.Is(err, dimutex.ErrAlreadyReleased) {
+			t.Errorf("Proclaim after Release = %v, want ErrAlreadyReleased", err)
+		}
+		if n := inserts() - before; n != 0 {
+			t.Errorf("%d writes after Release was called", n)
+		}
+		if err := l.Release(context.Background()); err != nil {
+			t.Errorf("Release again = %v", err)
+		}
+	})
+}
+
+// Refresh and Release heed their ctx while another write of the lease is
+// under way (here, writes that hang). Release abandons a background
+// refresh, but waits for a caller's; a caller's Refresh still waiting to
+// write when Release is called does not write.
+func TestLeaseCallsHeedCtxWhileAnotherWriteRuns(t *testing.T) {
+	quick := func(t *testing.T, name string, call func(context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := call(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 200*time.Millisecond {
+			t.Errorf("%s = %v after %v, want DeadlineExceeded after 200ms", name, err, time.Since(start))
+		}
+	}
+	t.Run("a background refresh hangs", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := newWorld(t)
+			l := acquire(t, w.mutex("busy", dimutex.WithTTL(30*time.Second), dimutex.WithRefreshInterval(time.Second),
+				dimutex.WithAttemptTimeout(time.Minute)))
+			w.f.always(isInsert, hang)
+			time.Sleep(1500 * time.Millisecond) // the background refresh hangs
+			quick(t, "Refresh while the background refresh hangs", l.Refresh)
+
+			done := make(chan error)
+			go func() { done <- l.Refresh(context.Background()) }()
+			time.Sleep(300 * time.Millisecond)
+			release(t, l) // abandons the background refresh
+			if err := <-done; !errors.Is(err, dimutex.ErrAlreadyReleased) {
+				t.Errorf("the Refresh waiting while Release was called = %v, want ErrAlreadyReleased", err)
+			}
+		})
+	})
+	t.Run("a caller's refresh hangs", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			w := newWorld(t)
+			l := acquire(t, w.mutex("busy", dimutex.WithTTL(30*time.Second), dimutex.WithRefreshInterval(0),
+				dimutex.WithAttemptTimeout(time.Minute)))
+			w.f.always(isInsert, hang)
+			hung, stop := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- l.Refresh(hung) }()
+			time.Sleep(300 * time.Millisecond)
+			quick(t, "Release while a caller's Refresh hangs", l.Release)
+			w.f.clear()
+			stop()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("the hung Refresh = %v, want context.Canceled", err)
+			}
+			release(t, l)
+		})
 	})
 }

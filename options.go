@@ -79,7 +79,7 @@ func WithEndpoint(url string) Option {
 
 // WithLogger sets where locks and their leases log: retries at debug
 // level, a lost lease at warn level. The default, like nil, logs nothing.
-// Tokens are never logged.
+// Access tokens are never logged (fencing tokens are, as "token").
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithTrace sets the functions called as events happen; see Trace. The

@@ -87,8 +87,15 @@ func (s *Semaphore) slotIndex(objName string) (int, bool) {
 	if !ok || len(rest) != 3 {
 		return 0, false
 	}
-	i, err := strconv.Atoi(rest)
-	return i, err == nil && i >= 0
+	i := 0
+	for _, c := range []byte(rest) {
+		// Exactly three digits: "+01" is not slot 1.
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		i = i*10 + int(c-'0')
+	}
+	return i, true
 }
 
 // String returns the semaphore's location, "gs://bucket/name".
@@ -289,11 +296,7 @@ func (s *Semaphore) write(ctx context.Context, a *acquisition, i int, match int6
 			// have landed unseen: remove it, so that it does not hold a
 			// slot for nothing until its TTL runs out. (Simulation seed
 			// 4466.)
-			for _, other := range a.unseen {
-				if other != s.slots[i] {
-					other.cleanup(ctx, a.rec.lease)
-				}
-			}
+			a.cleanup(ctx, s.slots[i])
 			return l, true, nil
 		case again != 0:
 			match = again

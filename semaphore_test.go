@@ -120,6 +120,46 @@ func TestSemaphoreSlotNames(t *testing.T) {
 	})
 }
 
+// Only "slot-" and exactly three digits name a slot: other objects under
+// the prefix, even ones that strconv would read as a number, are neither
+// slots nor in the way.
+func TestSemaphoreOtherObjectsUnderItsPrefix(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		for _, name := range []string{"pool/slot-+01", "pool/slot--00", "pool/slot-1", "pool/slot-0001", "pool/notes"} {
+			if _, err := w.srv.PutObject(bucket, name, []byte("x"), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := w.semaphore("pool", 2)
+		ctx := context.Background()
+		a, err := s.TryAcquire(ctx)
+		if err != nil {
+			t.Fatalf("TryAcquire = %v, want a slot", err)
+		}
+		b, err := s.TryAcquire(ctx)
+		if err != nil {
+			t.Fatalf("second TryAcquire = %v, want a slot", err)
+		}
+		sts, err := s.Inspect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, st := range sts {
+			names = append(names, st.Name)
+		}
+		if want := []string{"pool/slot-000", "pool/slot-001"}; !slices.Equal(names, want) {
+			t.Errorf("Inspect lists %q, want %q", names, want)
+		}
+		release(t, a)
+		release(t, b)
+		if n := len(w.srv.Objects(bucket, "pool/")); n != 5 {
+			t.Errorf("%d objects under the prefix after the releases, want the 5 others untouched", n)
+		}
+	})
+}
+
 // Acquiring a free slot costs two requests, one list and one write,
 // whatever the size, even with all but one slot held.
 func TestSemaphoreAcquireCost(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 // refused before any request. Like Refresh, Proclaim waits for the lease's
 // other writes and retries transient failures until ctx ends or the
 // deadline passes; it returns an error matching ErrLost if the lease is
-// gone, and ErrAlreadyReleased after Release.
+// gone, and one matching ErrAlreadyReleased once Release has been called.
 func (l *Lease) Proclaim(ctx context.Context, value string) error {
 	if err := checkValue("Proclaim", value); err != nil {
 		return err
@@ -21,6 +21,9 @@ func (l *Lease) Proclaim(ctx context.Context, value string) error {
 		return fmt.Errorf("dimutex: proclaim: %w", err)
 	}
 	defer l.unlockWrites()
+	if err := l.writable("proclaim"); err != nil {
+		return err
+	}
 	rec := l.rec
 	rec.value = value
 	return l.refreshLocked(withToken(ctx, l.lk, l.token), "proclaim", rec, false)

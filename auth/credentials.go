@@ -45,6 +45,9 @@ type Credentials struct {
 	ts      oauth2.TokenSource // nil until resolved; then reuses tokens
 	from    string             // where ts came from
 	pending *resolution        // the resolution in flight, if any
+	// last is the token most recently got from ts, so that a request with
+	// a valid one needs no goroutine to call ts (which takes no context).
+	last *oauth2.Token
 }
 
 // resolution is one attempt to find Application Default Credentials, shared
@@ -99,17 +102,25 @@ func (c *Credentials) Authorize(ctx context.Context, req *http.Request) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	ts, from, err := c.tokenSource(ctx)
-	if err != nil {
-		return err
-	}
-	tok, err := token(ctx, ts)
-	if err != nil {
-		// err comes from the token source or ctx; neither holds our token.
-		return fmt.Errorf("auth: getting an access token from %s: %w", from, err)
-	}
-	if tok == nil || tok.AccessToken == "" {
-		return fmt.Errorf("auth: %s returned an empty access token", from)
+	c.mu.Lock()
+	tok := c.last
+	c.mu.Unlock()
+	if !tok.Valid() {
+		ts, from, err := c.tokenSource(ctx)
+		if err != nil {
+			return err
+		}
+		tok, err = token(ctx, ts)
+		if err != nil {
+			// err comes from the token source or ctx; neither holds our token.
+			return fmt.Errorf("auth: getting an access token from %s: %w", from, err)
+		}
+		if tok == nil || tok.AccessToken == "" {
+			return fmt.Errorf("auth: %s returned an empty access token", from)
+		}
+		c.mu.Lock()
+		c.last = tok
+		c.mu.Unlock()
 	}
 	if req.Header == nil {
 		req.Header = make(http.Header)

@@ -140,7 +140,7 @@ func (e *EndpointError) Error() string {
 func (e *EndpointError) Is(target error) bool { return target == ErrInvalidEndpoint }
 
 func endpointError(source, value, reason string) error {
-	return &EndpointError{Source: source, Value: redactPassword(value), Reason: reason}
+	return &EndpointError{Source: source, Value: redact(value), Reason: reason}
 }
 
 // parseEndpoint checks full, the URL to use, and reports problems against
@@ -227,10 +227,14 @@ func trimAPIPath(p string) string {
 	return strings.TrimRight(p, "/")
 }
 
-// redactPassword replaces the password in "scheme://user:password@host..."
-// with "xxxxx", so an error about userinfo does not itself leak it. It works
-// on text that url.Parse may reject.
-func redactPassword(s string) string {
+// redact hides what may be a credential in an endpoint, so that an error
+// about it does not itself leak one: the userinfo ("user:pw@" or
+// "token@") becomes "xxxxx@", and a query ("?access_token=..."), "?xxxxx".
+// It works on text that url.Parse may reject.
+func redact(s string) string {
+	if q := strings.IndexByte(s, '?'); q >= 0 && q+1 < len(s) {
+		s = s[:q+1] + "xxxxx"
+	}
 	i := strings.Index(s, "://")
 	if i < 0 {
 		// ParseEmulatorHost accepts "user:pw@host" as "http://user:pw@host".
@@ -242,14 +246,9 @@ func redactPassword(s string) string {
 	if end < 0 {
 		end = len(rest)
 	}
-	authority := rest[:end]
-	at := strings.LastIndex(authority, "@")
+	at := strings.LastIndex(rest[:end], "@")
 	if at < 0 {
 		return s
 	}
-	colon := strings.Index(authority[:at], ":")
-	if colon < 0 {
-		return s
-	}
-	return s[:start] + authority[:colon+1] + "xxxxx" + rest[at:]
+	return s[:start] + "xxxxx" + rest[at:]
 }

@@ -58,9 +58,9 @@ func TestParseEmulatorHost(t *testing.T) {
 		{in: "h:99999999999999999999", reason: "port 99999999999999999999 out of range"},
 		{in: "::1:4443", reason: "invalid port"},
 		{in: "[::1", reason: "missing ']' in host"},
-		{in: "http://user:pw@h", reason: "userinfo not allowed", value: "http://user:xxxxx@h"},
-		{in: "user@h:1", reason: "userinfo not allowed"},
-		{in: "http://h/?x=1", reason: "query not allowed"},
+		{in: "http://user:pw@h", reason: "userinfo not allowed", value: "http://xxxxx@h"},
+		{in: "user@h:1", reason: "userinfo not allowed", value: "xxxxx@h:1"},
+		{in: "http://h/?x=1", reason: "query not allowed", value: "http://h/?xxxxx"},
 		{in: "http://h/?", reason: "query not allowed"},
 		{in: "http://h/#f", reason: "fragment not allowed"},
 		{in: "http://h/#", reason: "fragment not allowed"},
@@ -94,8 +94,8 @@ func TestParseEndpoint(t *testing.T) {
 		{in: "ftp://h", reason: `unsupported scheme "ftp"`},
 		{in: "https://h:0", reason: "port 0 out of range"},
 		{in: "https://h:70000", reason: "port 70000 out of range"},
-		{in: "https://user:pw@h", reason: "userinfo not allowed", value: "https://user:xxxxx@h"},
-		{in: "https://h/?x=1", reason: "query not allowed"},
+		{in: "https://user:pw@h", reason: "userinfo not allowed", value: "https://xxxxx@h"},
+		{in: "https://h/?x=1", reason: "query not allowed", value: "https://h/?xxxxx"},
 		{in: "https://h/#f", reason: "fragment not allowed"},
 		{in: "https://h%zz/", reason: `invalid URL escape "%zz"`},
 	}
@@ -159,12 +159,22 @@ func TestEndpointErrorMessages(t *testing.T) {
 		{
 			name: "a password is never echoed",
 			err:  second(ParseEndpoint("https://alice:hunter2@h")),
-			want: `auth: WithEndpoint("https://alice:xxxxx@h"): userinfo not allowed (it would leak credentials)`,
+			want: `auth: WithEndpoint("https://xxxxx@h"): userinfo not allowed (it would leak credentials)`,
+		},
+		{
+			name: "nor a token as the userinfo",
+			err:  second(ParseEndpoint("https://ya29.secret@h")),
+			want: `auth: WithEndpoint("https://xxxxx@h"): userinfo not allowed (it would leak credentials)`,
+		},
+		{
+			name: "nor a token in the query",
+			err:  second(ParseEndpoint("https://h/?access_token=ya29.secret")),
+			want: `auth: WithEndpoint("https://h/?xxxxx"): query not allowed`,
 		},
 		{
 			name: "nor when the URL does not parse",
 			err:  second(ParseEmulatorHost("alice:hunter2@h:abc/x")),
-			want: `auth: STORAGE_EMULATOR_HOST="alice:xxxxx@h:abc/x": invalid port ":abc" after host`,
+			want: `auth: STORAGE_EMULATOR_HOST="xxxxx@h:abc/x": invalid port ":abc" after host`,
 		},
 	}
 	for _, tt := range tests {

@@ -56,6 +56,11 @@ func TestExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := len(strings.Fields(string(list)))
+		if !strings.Contains(string(list), "Example") {
+			// Since e2dd7e6 the examples live in the root module only
+			// (examples_test.go), and this package has none to run.
+			t.Skip("no examples in this package")
+		}
 		s := b.Start(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^Example", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), examplesHostEnv+"="+s.HostPort(), examplesBucketEnv+"="+s.Bucket)

@@ -80,8 +80,8 @@ type Config struct {
 type Attempt struct {
 	// Op is the call: "insert", "get", "delete" or "list".
 	Op string
-	// Bucket and Object name what the call addressed (Object is empty for a
-	// list).
+	// Bucket and Object name what the call addressed (for a list, Object
+	// is the prefix).
 	Bucket, Object string
 	// Attempt counts the call's requests, from 1.
 	Attempt int

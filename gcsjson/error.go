@@ -25,9 +25,10 @@ var (
 	ErrPreconditionFailed = errors.New("gcsjson: precondition failed")
 )
 
-// Error is a response from the JSON API with a status other than 2xx.
+// Error is a failed call: a response from the JSON API with a status other
+// than 2xx, or, with Code 0, a transport failure (Err says which).
 type Error struct {
-	// Op is the call that failed: "insert", "get" or "delete".
+	// Op is the call that failed: "insert", "get", "delete" or "list".
 	Op string
 	// Bucket and Object name what the call addressed.
 	Bucket, Object string

@@ -7,6 +7,13 @@
 // (refreshing) until it is killed or loses the lease, which it reports as
 // "lost" and exit status 3.
 //
+// In "elect" mode it runs Election.Run on the election -name and, while it
+// leads, appends a Validity line to -out every -check (see elect.go). In
+// "semaphore" mode it takes a slot of the semaphore -name of -size slots,
+// holds it for about -hold, releases it, and again, appending Validity
+// lines while it holds (see semaphore.go). Both print what they do on
+// stdout, one line per event, for the test to follow.
+//
 // Every request it sends is logged to stderr as "req UNIXNANO METHOD
 // GENERATION", so that tests can see what a paused process sent.
 package main
@@ -46,7 +53,7 @@ type Loss struct {
 
 func main() {
 	var (
-		mode     = flag.String("mode", "sections", "sections or hold")
+		mode     = flag.String("mode", "sections", "sections, hold, elect or semaphore")
 		endpoint = flag.String("endpoint", "", "JSON API endpoint")
 		bucket   = flag.String("bucket", "", "bucket")
 		name     = flag.String("name", "", "lock object name")
@@ -57,21 +64,40 @@ func main() {
 		work     = flag.Duration("work", 20*time.Millisecond, "length of a critical section")
 		out      = flag.String("out", "", "file to append section records to")
 		timeout  = flag.Duration("timeout", 5*time.Minute, "give up after this long")
+		size     = flag.Int("size", 3, "semaphore mode: the number of slots")
+		holdFor  = flag.Duration("hold", 300*time.Millisecond, "semaphore mode: how long to hold a slot, on average")
+		check    = flag.Duration("check", 25*time.Millisecond, "elect and semaphore modes: how often a holder checks and logs its validity")
+		minBack  = flag.Duration("backoff-min", 20*time.Millisecond, "WithBackoff's min")
+		maxBack  = flag.Duration("backoff-max", 500*time.Millisecond, "WithBackoff's max")
 	)
 	flag.Parse()
-	m, err := dimutex.NewGCS(*bucket, *name,
+	opts := []dimutex.Option{
 		dimutex.WithEndpoint(*endpoint),
 		dimutex.WithOwner(fmt.Sprintf("lockworker-%d/pid-%d", *id, os.Getpid())),
 		dimutex.WithTTL(*ttl),
 		dimutex.WithAttemptTimeout(*attempt),
-		dimutex.WithBackoff(20*time.Millisecond, 500*time.Millisecond),
+		dimutex.WithBackoff(*minBack, *maxBack),
 		dimutex.WithHTTPClient(&http.Client{Transport: &logTransport{next: http.DefaultTransport}}),
-	)
-	if err != nil {
-		fail(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	var err error
+	switch *mode {
+	case "elect":
+		err = elect(ctx, *bucket, *name, *id, *check, *out, opts)
+	case "semaphore":
+		err = semaphore(ctx, *bucket, *name, *size, *id, *holdFor, *check, *out, opts)
+	}
+	if *mode == "elect" || *mode == "semaphore" {
+		if err != nil {
+			fail(err)
+		}
+		return
+	}
+	m, err := dimutex.NewGCS(*bucket, *name, opts...)
+	if err != nil {
+		fail(err)
+	}
 	switch *mode {
 	case "sections":
 		err = runSections(ctx, m, *id, *sections, *work, *out)
