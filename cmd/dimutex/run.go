@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -20,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/gcsjson"
 )
 
 const runHelp = `Usage: dimutex run [flags] BUCKET NAME -- COMMAND [ARGS...]
@@ -550,13 +552,13 @@ func releaseAfter(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, name strin
 		return exitLost
 	case errors.Is(err, dimutex.ErrNotReleased):
 		// The command finished under a valid lease; only the delete
-		// failed, until the lease ran out.
-		fmt.Fprintf(stderr, "dimutex: %s exited with status %d under a valid lease, but %s was not released (%s); the lock frees itself within %v\n",
-			name, status, m, trim(unwrapNotReleased(err)), notReleasedWithin(a))
+		// failed: until the lease ran out, or for good (a 403, say).
+		fmt.Fprintf(stderr, "dimutex: %s exited with status %d under a valid lease, but %s was not released (%s); the lock frees itself within %v%s\n",
+			name, status, m, releaseFailure(err), notReleasedWithin(a), releaseHint(err, a.bucket))
 		return exitFailed
 	}
-	fmt.Fprintf(stderr, "dimutex: %s exited with status %d under a valid lease, but releasing %s failed: %s; the lock frees itself within %v\n",
-		name, status, m, trim(err), notReleasedWithin(a))
+	fmt.Fprintf(stderr, "dimutex: %s exited with status %d under a valid lease, but releasing %s failed: %s; the lock frees itself within %v%s\n",
+		name, status, m, releaseFailure(err), notReleasedWithin(a), releaseHint(err, a.bucket))
 	return exitFailed
 }
 
@@ -565,13 +567,29 @@ func releaseAfter(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, name strin
 // server's clock, which counts whole seconds.
 func notReleasedWithin(a *runArgs) time.Duration { return a.ttl + time.Second }
 
-// unwrapNotReleased returns the reason in an ErrNotReleased error, without
-// the sentinel's own text, which the message says in other words.
-func unwrapNotReleased(err error) error {
-	if msg, ok := strings.CutPrefix(err.Error(), dimutex.ErrNotReleased.Error()+": "); ok {
-		return errors.New(msg)
+// releaseFailure says why a release failed, in the command line's terms:
+// GCS's answer, or the library's reason without ErrNotReleased's own text,
+// which the messages say in other words.
+func releaseFailure(err error) string {
+	var ge *gcsjson.Error
+	if errors.As(err, &ge) {
+		return describe(ge, callTimeout)
 	}
-	return err
+	if msg, ok := strings.CutPrefix(err.Error(), dimutex.ErrNotReleased.Error()+": "); ok {
+		return msg
+	}
+	return trim(err)
+}
+
+// releaseHint is "; " and what to do about a release that GCS refused for
+// good, or "" for a failure that retrying later would not undo either: the
+// lock frees itself all the same.
+func releaseHint(err error, bucket string) string {
+	var ge *gcsjson.Error
+	if errors.As(err, &ge) && (ge.Code == http.StatusUnauthorized || ge.Code == http.StatusForbidden) {
+		return "; " + hint(err, bucket)
+	}
+	return ""
 }
 
 // release ends a lease whose outcome no longer matters, reporting only a
@@ -581,7 +599,7 @@ func release(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, stderr io.Write
 	defer cancel()
 	err := lease.Release(ctx)
 	if err != nil && !errors.Is(err, dimutex.ErrLost) && !errors.Is(err, dimutex.ErrAlreadyReleased) {
-		fmt.Fprintf(stderr, "dimutex: releasing %s: %s; the lock frees itself within %v\n", m, trim(err), notReleasedWithin(a))
+		fmt.Fprintf(stderr, "dimutex: releasing %s: %s; the lock frees itself within %v%s\n", m, releaseFailure(err), notReleasedWithin(a), releaseHint(err, a.bucket))
 	}
 }
 
