@@ -98,7 +98,8 @@ Exit status:
   75     run: the lease was lost while the command ran; the command was
          terminated (or had finished but may not have run alone)
   125    dimutex itself failed: GCS, network (no answer in time) or
-         credentials; run and leader: NAME is not a dimutex lock; run and
+         credentials (run: including a failed release after the command
+         ended); run and leader: NAME is not a dimutex lock; run and
          status --slots: the semaphore is held with another size
   126    run: the command was found but could not be executed
   127    run: the command was not found

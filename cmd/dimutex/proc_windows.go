@@ -29,6 +29,9 @@ func signalGroup(p *os.Process, sig os.Signal) {
 	}
 }
 
+// resumeGroup does nothing: Windows does not stop processes by signal.
+func resumeGroup(p *os.Process) {}
+
 // exitStatus returns the command's exit code.
 func exitStatus(ps *os.ProcessState) int { return ps.ExitCode() }
 

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/dimutex/dimutex"
+	"github.com/dimutex/dimutex/gcsjson"
 )
 
 const runHelp = `Usage: dimutex run [flags] BUCKET NAME -- COMMAND [ARGS...]
@@ -39,9 +42,14 @@ With --value S, the lease publishes S while the command runs, for
 'dimutex leader' and 'dimutex status' to show: run --value is how a
 process campaigns in a leader election (the lock's holder leads).
 
-The command runs in its own process group (in the terminal's foreground when
-dimutex is). SIGINT, SIGTERM and SIGHUP sent to dimutex are passed on to that
-group; the lock is released once the command has exited.
+Signals and job control: the command runs in its own process group (in the
+terminal's foreground when dimutex is). SIGINT, SIGTERM, SIGHUP and SIGQUIT
+sent to dimutex are passed on to that group; the lock is released once the
+command has exited. On Linux, Ctrl-Z, bg, fg and & work as for the command
+alone: when it stops, dimutex stops too, and continues it when continued
+(a stopped job does not refresh its lease). If dimutex is killed, even by
+SIGKILL, a watchdog process kills the command's process group. A script
+without a #! line runs with /bin/sh. See docs/cli-processes.md.
 
 If the lease is lost while the command runs (refreshes failed until the TTL
 ran out, or someone ran 'dimutex release --force'), the command's process
@@ -92,8 +100,9 @@ The command's environment also has:
 
 Exit status: the command's own, or 1 (held with -n, or --timeout expired),
 2 (usage), 75 (lease lost), 125 (GCS or credential failure, NAME is not a
-dimutex lock, or a semaphore size mismatch), 126 (command not executable),
-127 (command not found), 128+N (signal N while waiting).
+dimutex lock, a semaphore size mismatch, or the lock not released after the
+command ended), 126 (command not executable), 127 (command not found),
+128+N (signal N while waiting).
 `
 
 // defaultGrace is the default of --grace.
@@ -412,26 +421,47 @@ func timedOut(a *runArgs, t target, stderr io.Writer) int {
 // supervise runs the command under the lease and returns the exit status.
 func supervise(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, path string, sigc <-chan os.Signal, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := a.command[0]
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   a.command,
-		Env:    childEnv(os.Environ(), m, lease, a.owner),
-		Stdin:  stdin,
-		Stdout: stdout,
-		Stderr: stderr,
+	// The watchdog first: without it the command does not start.
+	wd, err := startWatchdog()
+	if err != nil {
+		fmt.Fprintf(stderr, "dimutex: cannot start the watchdog that ends %s if dimutex dies: %v; the command was not started\n", name, err)
+		release(a, m, lease, stderr)
+		return exitFailed
 	}
-	tty := foregroundTerminal(stdin)
-	setProcessGroup(cmd, tty)
-	if err := cmd.Start(); err != nil {
+	defer wd.wait()
+	tty := controllingTerminal(stdin, stdout, stderr)
+	defer tty.close()
+	jobs := watchJobs(tty)
+	defer jobs.stop()
+	c, err := startCommand(commandSpec{
+		path:   path,
+		args:   a.command,
+		env:    childEnv(os.Environ(), m, lease, a.owner),
+		stdin:  stdin,
+		stdout: stdout,
+		stderr: stderr,
+		tty:    tty,
+	})
+	if err != nil {
 		tty.reclaim() // the child may have taken the terminal before exec failed
+		wd.done()
 		code := startFailed(stderr, name, err)
 		release(a, m, lease, stderr)
 		return code
 	}
-	tty.background()
+	if err := wd.watch(c.pid); err != nil {
+		fmt.Fprintf(stderr, "dimutex: warning: the watchdog has exited (%v); if dimutex dies, what %s started may outlive the lock\n", err, name)
+	}
+	jobs.pid = c.pid
+	tty.started()
 
-	waitc := make(chan error, 1)
-	go func() { waitc <- cmd.Wait() }()
+	// pass passes on a signal sent to dimutex.
+	pass := func(sig os.Signal) {
+		signalGroup(c.cmd.Process, sig)
+		if jobs.isStopped() {
+			resumeGroup(c.cmd.Process) // as a shell's kill does for a stopped job
+		}
+	}
 	var (
 		lost  bool
 		done  = lease.Done()
@@ -441,7 +471,7 @@ func supervise(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, path string, 
 loop:
 	for {
 		select {
-		case <-waitc:
+		case <-c.exited:
 			break loop
 		case <-done:
 			done = nil
@@ -450,21 +480,37 @@ loop:
 			}
 			lost = true
 			fmt.Fprintf(stderr, "dimutex: lost the lock %s while %s ran; sending it SIGTERM, and SIGKILL in %v\n", m, name, a.grace)
-			signalGroup(cmd.Process, sigTerm)
+			signalGroup(c.cmd.Process, sigTerm)
+			resumeGroup(c.cmd.Process) // a stopped command acts on it too
 			timer = time.NewTimer(a.grace)
 			kill = timer.C
 		case <-kill:
 			kill = nil
-			signalGroup(cmd.Process, sigKill)
+			signalGroup(c.cmd.Process, sigKill)
 		case sig := <-sigc:
-			signalGroup(cmd.Process, sig)
+			pass(sig)
+		case sig := <-jobs.signals():
+			// Signals to pass on go first. A shell's kill %1 sends the
+			// stopped job SIGTERM, then SIGCONT, which arrive here in that
+			// order but may be picked in the other: the command,
+			// continued first, could stop again (reading the terminal
+			// from the background), and dimutex with it, SIGTERM unsent.
+			for pending := true; pending; {
+				select {
+				case s := <-sigc:
+					pass(s)
+				default:
+					pending = false
+				}
+			}
+			jobs.handle(sig)
 		}
 	}
 	if timer != nil {
 		timer.Stop()
 	}
 	tty.reclaim()
-	status := exitStatus(cmd.ProcessState)
+	status := exitStatus(c.cmd.ProcessState)
 
 	if lost {
 		// The lock is gone, so nothing the command left running may go
@@ -472,11 +518,13 @@ loop:
 		// does, the kill finds nothing (unless, within these
 		// microseconds, a new process took the pid and made itself a
 		// group leader).
-		signalGroup(cmd.Process, sigKill)
+		signalGroup(c.cmd.Process, sigKill)
+		wd.done()
 		release(a, m, lease, stderr) // waits for the lease's goroutine; ErrLost is not reported
 		return exitLost
 	}
-	if lease.Err() != nil {
+	wd.done()
+	if errors.Is(lease.Err(), dimutex.ErrLost) {
 		fmt.Fprintf(stderr, "dimutex: lost the lock %s before %s finished (exit status %d); its work may have overlapped another holder's\n", m, name, status)
 		release(a, m, lease, stderr)
 		return exitLost
@@ -485,7 +533,8 @@ loop:
 }
 
 // releaseAfter releases the lock after the command exited with status, and
-// returns dimutex's exit status.
+// returns dimutex's exit status: the command's, or 75 if its work may have
+// overlapped another holder's, or 125 if the lock could not be released.
 func releaseAfter(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, name string, status int, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
@@ -494,16 +543,53 @@ func releaseAfter(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, name strin
 	case err == nil:
 		return status
 	case errors.Is(err, dimutex.ErrLost):
-		// Release cannot tell "lost while the command ran" (someone
-		// force-released it, or refreshes failed) from "expired while
-		// releasing", so assume the worse.
+		// The lease was lost before Release was called: the library
+		// reports a lease that runs out during the release, after the
+		// work, as ErrNotReleased. Someone force-released it, or its
+		// refreshes failed until it ran out, as the command exited.
 		fmt.Fprintf(stderr, "dimutex: %s exited with status %d, but the lease on %s was lost before it was released (%s); its work may have overlapped another holder's\n",
 			name, status, m, trim(err))
 		return exitLost
+	case errors.Is(err, dimutex.ErrNotReleased):
+		// The command finished under a valid lease; only the delete
+		// failed: until the lease ran out, or for good (a 403, say).
+		fmt.Fprintf(stderr, "dimutex: %s exited with status %d under a valid lease, but %s was not released (%s); the lock frees itself within %v%s\n",
+			name, status, m, releaseFailure(err), notReleasedWithin(a), releaseHint(err, a.bucket))
+		return exitFailed
 	}
-	fmt.Fprintf(stderr, "dimutex: %s exited with status %d, but releasing %s failed: %s; the lock frees itself within %v\n",
-		name, status, m, trim(err), a.ttl)
+	fmt.Fprintf(stderr, "dimutex: %s exited with status %d under a valid lease, but releasing %s failed: %s; the lock frees itself within %v%s\n",
+		name, status, m, releaseFailure(err), notReleasedWithin(a), releaseHint(err, a.bucket))
 	return exitFailed
+}
+
+// notReleasedWithin bounds how long a lock that was not released stays
+// held: the TTL after the lease's last write, plus a second for the
+// server's clock, which counts whole seconds.
+func notReleasedWithin(a *runArgs) time.Duration { return a.ttl + time.Second }
+
+// releaseFailure says why a release failed, in the command line's terms:
+// GCS's answer, or the library's reason without ErrNotReleased's own text,
+// which the messages say in other words.
+func releaseFailure(err error) string {
+	var ge *gcsjson.Error
+	if errors.As(err, &ge) {
+		return describe(ge, callTimeout)
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), dimutex.ErrNotReleased.Error()+": "); ok {
+		return msg
+	}
+	return trim(err)
+}
+
+// releaseHint is "; " and what to do about a release that GCS refused for
+// good, or "" for a failure that retrying later would not undo either: the
+// lock frees itself all the same.
+func releaseHint(err error, bucket string) string {
+	var ge *gcsjson.Error
+	if errors.As(err, &ge) && (ge.Code == http.StatusUnauthorized || ge.Code == http.StatusForbidden) {
+		return "; " + hint(err, bucket)
+	}
+	return ""
 }
 
 // release ends a lease whose outcome no longer matters, reporting only a
@@ -513,23 +599,70 @@ func release(a *runArgs, m *dimutex.Mutex, lease *dimutex.Lease, stderr io.Write
 	defer cancel()
 	err := lease.Release(ctx)
 	if err != nil && !errors.Is(err, dimutex.ErrLost) && !errors.Is(err, dimutex.ErrAlreadyReleased) {
-		fmt.Fprintf(stderr, "dimutex: releasing %s: %s; the lock frees itself within %v\n", m, trim(err), a.ttl)
+		fmt.Fprintf(stderr, "dimutex: releasing %s: %s; the lock frees itself within %v%s\n", m, releaseFailure(err), notReleasedWithin(a), releaseHint(err, a.bucket))
 	}
 }
 
 // startFailed reports a command that could not be found or started, and
 // returns 127 or 126 as a shell would.
 func startFailed(stderr io.Writer, name string, err error) int {
+	var pe *fs.PathError
+	started := errors.As(err, &pe) && pe.Op == "fork/exec"
 	switch {
+	case started && errors.Is(err, syscall.ENOENT):
+		// The file was there when LookPath looked: what exec did not find
+		// is its interpreter, most likely.
+		if msg, ok := missingInterpreter(pe.Path); ok {
+			fmt.Fprintf(stderr, "dimutex: cannot execute %q: %s\n", name, msg)
+			return exitNotFound
+		}
+		fmt.Fprintf(stderr, "dimutex: command %q not found; check its name and $PATH\n", name)
+		return exitNotFound
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
 		fmt.Fprintf(stderr, "dimutex: command %q not found; check its name and $PATH\n", name)
 		return exitNotFound
 	case errors.Is(err, exec.ErrDot):
 		fmt.Fprintf(stderr, "dimutex: command %q resolves to the current directory through $PATH; write ./%s to run it\n", name, name)
 		return exitNotFound
+	case started && errors.Is(err, syscall.ENOEXEC):
+		fmt.Fprintf(stderr, "dimutex: cannot execute %q: %s\n", name, badFormat(pe.Path))
+		return exitNotExecutable
 	}
 	fmt.Fprintf(stderr, "dimutex: cannot execute %q: %v; check that it is an executable file\n", name, unwrapExec(err))
 	return exitNotExecutable
+}
+
+// missingInterpreter explains why exec reported "no such file or directory"
+// for path, a file that exists: a #! line that names a missing interpreter
+// (or ends with a carriage return), or a binary whose dynamic loader is
+// missing. ok is false if path does not exist either.
+func missingInterpreter(path string) (msg string, ok bool) {
+	head, err := fileHead(path)
+	if err != nil {
+		return "", false
+	}
+	if line, interp, ok := interpreterLine(head); ok {
+		if stripped, cr := strings.CutSuffix(interp, "\r"); cr {
+			return fmt.Sprintf("its first line, %q, ends with a carriage return, so its interpreter is %q, which does not exist; convert the file to Unix line endings", line, stripped+"\r"), true
+		}
+		if _, err := os.Stat(interp); err == nil {
+			return fmt.Sprintf("its interpreter %s, named on its first line, could not be started: no such file or directory (is it a script whose own interpreter is missing, or a binary whose dynamic loader is?)", interp), true
+		}
+		return fmt.Sprintf("its interpreter %s, named on its first line (%s), was not found; install it or fix that line", interp, line), true
+	}
+	if bytes.HasPrefix(head, []byte("\x7fELF")) {
+		return "its dynamic loader (ELF interpreter) was not found: the binary was built for another system or C library", true
+	}
+	return "exec found no such file or directory, although the file exists", true
+}
+
+// badFormat explains why exec reported "exec format error" for path.
+func badFormat(path string) string {
+	head, _ := fileHead(path)
+	if line, interp, ok := interpreterLine(head); ok {
+		return fmt.Sprintf("exec format error: its interpreter %s, named on its first line (%s), is not a program this system can run", interp, line)
+	}
+	return "exec format error: it is not a program for this system (a binary for another architecture or system?)"
 }
 
 // unwrapExec drops the exec.Error or fs.PathError wrapping, which repeats

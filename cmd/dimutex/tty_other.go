@@ -1,11 +1,8 @@
-//go:build !linux
+//go:build unix && !linux
 
 package main
 
-import (
-	"io"
-	"syscall"
-)
+import "syscall"
 
 // terminal would let the command use dimutex's terminal; outside Linux the
 // standard library cannot read a terminal's foreground process group, so
@@ -13,7 +10,8 @@ import (
 // the terminal is then stopped by SIGTTIN: give it its input another way.
 type terminal struct{}
 
-func foregroundTerminal(io.Reader) *terminal     { return nil }
+func controllingTerminal(...any) *terminal       { return nil }
 func (*terminal) configure(*syscall.SysProcAttr) {}
-func (*terminal) background()                    {}
+func (*terminal) started()                       {}
 func (*terminal) reclaim()                       {}
+func (*terminal) close()                         {}
