@@ -13,6 +13,10 @@ import (
 func TestWaitStopped(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command("sleep", "30")
+	// A group of its own, whose parent (this test) is in another group of
+	// the session: the kernel discards SIGTSTP sent to an orphaned group,
+	// and this test's own group may be one (say, under nohup in CI).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
