@@ -383,10 +383,13 @@ type CallOption func(*call)
 
 // FailOnRateLimit makes a call return a 429 (GCS's limit of about one write
 // per second per object) at once instead of retrying it, unless an earlier
-// attempt of the call may have landed: then the call goes on until it can
-// tell. A caller that races others for an object, such as an acquisition,
-// would rather read again and choose anew than wait its turn on a
-// contended object.
+// attempt of the call may have landed and may still be in flight (it was
+// sent less than two attempt timeouts ago): then the call goes on, so that
+// such a write does not land after its caller has moved on. A caller that
+// races others for an object, such as an acquisition, would rather read
+// again and choose anew than wait its turn on a contended object; the
+// returned error's MayHaveApplied says whether it must look for a write of
+// its own.
 func FailOnRateLimit() CallOption { return func(cl *call) { cl.failOn429 = true } }
 
 // call is one API call: the same request, sent once per attempt.
@@ -449,6 +452,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	isWrite := cl.method != http.MethodGet
 	var mayHaveApplied bool
 	var firstMaybe time.Time // when the first attempt that may have landed was sent
+	var lastMaybe time.Time  // ...and the last
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			// Nothing was sent this time.
@@ -465,6 +469,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			if firstMaybe.IsZero() {
 				firstMaybe = resp.sentAt
 			}
+			lastMaybe = resp.sentAt
 			mayHaveApplied = true
 		}
 		if err == nil && status/100 == 2 {
@@ -499,13 +504,21 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			fail.Code, fail.Reason, fail.Message = e.Code, e.Reason, e.Message
 			retry, ambiguous = transientStatus(status)
 		}
-		if ambiguous && isWrite && firstMaybe.IsZero() && sent {
-			firstMaybe = resp.sentAt
+		if ambiguous && isWrite && sent {
+			if firstMaybe.IsZero() {
+				firstMaybe = resp.sentAt
+			}
+			lastMaybe = resp.sentAt
 		}
 		mayHaveApplied = mayHaveApplied || ambiguous && isWrite && sent
 		fail.MayHaveApplied = mayHaveApplied
+		// A 429 tells nothing about an earlier attempt still in flight,
+		// which may land later: retry it in place until no such attempt can
+		// be in flight. Retrying longer would only wait in line on a
+		// contended object (simulation seed 18483).
+		inFlight := mayHaveApplied && time.Since(lastMaybe) < 2*c.retry.AttemptTimeout
 		retry = retry && (c.retry.MaxAttempts == 0 || attempt < c.retry.MaxAttempts) &&
-			!(cl.failOn429 && status == http.StatusTooManyRequests && !mayHaveApplied)
+			!(cl.failOn429 && status == http.StatusTooManyRequests && !inFlight)
 		c.observe(ctx, cl, attempt, status, err, start, ambiguous && isWrite && sent, retry)
 		if !retry {
 			return nil, fail

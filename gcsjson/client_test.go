@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dimutex/dimutex/gcsjson"
@@ -167,5 +168,62 @@ func TestUnreadableSuccessMayHaveApplied(t *testing.T) {
 	var ge *gcsjson.Error
 	if !errors.As(err, &ge) || !errors.Is(err, gcsjson.ErrResponseTooLarge) || !ge.MayHaveApplied {
 		t.Fatalf("Insert answered 200 with an oversized body = %#v, want ErrResponseTooLarge with MayHaveApplied", err)
+	}
+}
+
+// rtFunc is an http.RoundTripper made of a function.
+type rtFunc func(*http.Request) (*http.Response, error)
+
+func (f rtFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// With FailOnRateLimit, a 429 ends the call at once, unless an earlier
+// attempt may have landed and may still be in flight: then the call goes
+// on, but only for two attempt timeouts after that attempt was sent, so
+// that a caller is not kept waiting in line on a contended object.
+func TestFailOnRateLimit(t *testing.T) {
+	answer := func(r *http.Request, code int) *http.Response {
+		body := fmt.Sprintf(`{"error":{"code":%d,"message":"m","errors":[{"reason":"r"}]}}`, code)
+		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), Request: r}
+	}
+	for _, tt := range []struct {
+		name         string
+		first        int // the first attempt's status; 429 after it
+		wantAttempts int // at least
+		wantMay      bool
+		min, max     time.Duration
+	}{
+		{"a 429 first", http.StatusTooManyRequests, 1, false, 0, 0},
+		{"a 429 after a 503, which may have landed", http.StatusServiceUnavailable, 3, true, 2 * time.Second, 5 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var sent []time.Time
+				c := newClient(t, "http://gcs.invalid", rtFunc(func(r *http.Request) (*http.Response, error) {
+					sent = append(sent, time.Now())
+					if len(sent) == 1 {
+						return answer(r, tt.first), nil
+					}
+					return answer(r, http.StatusTooManyRequests), nil
+				}))
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_, err := c.Insert(ctx, "bucket", "x", 0, gcsjson.Write{}, gcsjson.FailOnRateLimit())
+				took := time.Since(start)
+				var ge *gcsjson.Error
+				if !errors.As(err, &ge) || ge.Code != http.StatusTooManyRequests || ge.MayHaveApplied != tt.wantMay {
+					t.Fatalf("Insert = %#v, want a 429 with MayHaveApplied %v", err, tt.wantMay)
+				}
+				if len(sent) < tt.wantAttempts || took < tt.min || took > tt.max {
+					t.Errorf("%d attempts in %v, want at least %d in [%v, %v]", len(sent), took, tt.wantAttempts, tt.min, tt.max)
+				}
+				if tt.wantMay {
+					last, before := sent[len(sent)-1], sent[len(sent)-2]
+					if last.Sub(sent[0]) < 2*time.Second || before.Sub(sent[0]) >= 2*time.Second {
+						t.Errorf("retried 429s until %v after the 503, want the last retry the first at 2s or later", last.Sub(sent[0]))
+					}
+				}
+			})
+		})
 	}
 }

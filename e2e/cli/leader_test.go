@@ -125,6 +125,7 @@ func TestLeaderMissingBucket(t *testing.T) {
 // with status 0.
 func TestLeaderWatch(t *testing.T) {
 	t.Parallel()
+	skipIfIgnored(t, syscall.SIGINT)
 	backend.Each(t, func(t *testing.T, b *backend.Backend) {
 		srv := b.Start(t)
 		text := start(t, srv, "", nil, "leader", "--watch", srv.Bucket, "watched")

@@ -24,6 +24,7 @@ import (
 // command's status, without a goroutine dump or a message.
 func TestRunQuit(t *testing.T) {
 	t.Parallel()
+	skipIfIgnored(t, syscall.SIGQUIT)
 	srv := backend.Memory.Start(t)
 	tests := []struct {
 		name   string
@@ -64,6 +65,7 @@ func TestRunQuit(t *testing.T) {
 // 128+3 without running the command.
 func TestRunQuitWhileWaiting(t *testing.T) {
 	t.Parallel()
+	skipIfIgnored(t, syscall.SIGQUIT)
 	// A server of this test's own, to see when dimutex has read the lock:
 	// it catches the signal by then, and a SIGQUIT sent earlier would get
 	// the runtime's goroutine dump instead.
