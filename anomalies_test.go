@@ -311,9 +311,7 @@ type tagged struct {
 func (t tagged) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("X-Who", t.who)
-	if req.GetBody != nil {
-		req.Body, _ = req.GetBody()
-	}
+	// Not GetBody: gcsjson would read it as a re-send of the write.
 	return t.srv.Transport().RoundTrip(req)
 }
 
