@@ -478,8 +478,9 @@ func (w *simWorld) impaired(proc string, from, to time.Time) bool {
 }
 
 // idle returns the intervals in which no lock object held a live lease
-// (for a semaphore: fewer than all its slots did) and no foreign object
-// stood in the way.
+// (for a semaphore: fewer than all its slots did), could be written (under
+// the write limit, not within a second of its delete) and no foreign
+// object stood in the way.
 func (w *simWorld) idle(truth map[string]*leaseTruth) [][2]time.Time {
 	busy := map[string][][2]time.Time{}
 	expiry := time.Duration(float64(w.p.ttl+2*time.Second) / w.p.serverRate)
@@ -487,6 +488,11 @@ func (w *simWorld) idle(truth map[string]*leaseTruth) [][2]time.Time {
 		to := tr.lastWrite.Add(expiry)
 		if tr.removedBy != "" && tr.removedAt.Before(to) {
 			to = tr.removedAt
+			if w.p.writeLimit {
+				// Under GCS's write limit the delete was a write: nobody
+				// can write the object for a second after it.
+				to = to.Add(time.Second)
+			}
 		}
 		busy[tr.object] = append(busy[tr.object], [2]time.Time{tr.firstWrite, to})
 	}
