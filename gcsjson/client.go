@@ -453,6 +453,13 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 	var mayHaveApplied bool
 	var firstMaybe time.Time // when the first attempt that may have landed was sent
 	var lastMaybe time.Time  // ...and the last
+	mayHaveLanded := func(sentAt time.Time) {
+		if firstMaybe.IsZero() {
+			firstMaybe = sentAt
+		}
+		lastMaybe = sentAt
+		mayHaveApplied = true
+	}
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			// Nothing was sent this time.
@@ -466,11 +473,7 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 		if sent && isWrite && resp.replays.Load() > 0 {
 			// The transport re-sent this write: its first send may have
 			// landed, and the answer may be to the second.
-			if firstMaybe.IsZero() {
-				firstMaybe = resp.sentAt
-			}
-			lastMaybe = resp.sentAt
-			mayHaveApplied = true
+			mayHaveLanded(resp.sentAt)
 		}
 		if err == nil && status/100 == 2 {
 			if !firstMaybe.IsZero() {
@@ -505,12 +508,8 @@ func (c *Client) send(ctx context.Context, cl *call) (*response, error) {
 			retry, ambiguous = transientStatus(status)
 		}
 		if ambiguous && isWrite && sent {
-			if firstMaybe.IsZero() {
-				firstMaybe = resp.sentAt
-			}
-			lastMaybe = resp.sentAt
+			mayHaveLanded(resp.sentAt)
 		}
-		mayHaveApplied = mayHaveApplied || ambiguous && isWrite && sent
 		fail.MayHaveApplied = mayHaveApplied
 		// A 429 tells nothing about an earlier attempt still in flight,
 		// which may land later: retry it in place until no such attempt can
